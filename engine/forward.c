@@ -1,0 +1,215 @@
+/*
+ * forward.c — the LLaMA-family transformer, one chunk of tokens at a time:
+ * embeddings, then per layer RMSNorm → Q/K/V (+ qwen2 biases) → RoPE →
+ * grouped-query attention over the KV cache → output projection → residual,
+ * RMSNorm → SwiGLU FFN → residual; finally RMSNorm and the output head.
+ *
+ * Activations are f32 and every reduction accumulates in f32 (the dot products
+ * of quantized types accumulate integers per block). The matrix products go
+ * through matmul.c; the rest is cheap and written to read like the math.
+ */
+#include "model.h"
+
+#include "fp16.h"
+#include "internal.h"
+#include "types.h"
+
+#include <math.h>
+#include <string.h>
+
+// --- elementwise pieces --------------------------------------------------------
+
+// out = x / sqrt(mean(x²) + eps) · w
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    const float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+static void add_bias(float *x, const float *b, int rows, int n) {
+    for (int t = 0; t < rows; t++)
+        for (int i = 0; i < n; i++) x[(size_t)t * n + i] += b[i];
+}
+
+// cos/sin of pos/scale · base^(-2i/n_rot) for every position of the chunk.
+static void rope_angles(struct lb_context *c, int32_t pos, int n) {
+    const lb_hparams *hp = &c->model->hp;
+    const int half = hp->n_rot / 2;
+    for (int t = 0; t < n; t++) {
+        const float p = (float)(pos + t) / hp->rope_scale;
+        for (int i = 0; i < half; i++) {
+            const float theta = p * c->inv_freq[i];
+            c->rope_cos[t * half + i] = cosf(theta);
+            c->rope_sin[t * half + i] = sinf(theta);
+        }
+    }
+}
+
+// Rotate the first n_rot dimensions of each of n_heads heads of one token.
+// NORMAL pairs (x[2i], x[2i+1]); NEOX pairs (x[i], x[i + n_rot/2]).
+static void rope(float *x, int n_heads, const lb_hparams *hp, const float *cs, const float *sn) {
+    const int half = hp->n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * hp->head_dim;
+        for (int i = 0; i < half; i++) {
+            const int a = hp->rope_style == LB_ROPE_NEOX ? i : 2 * i;
+            const int b = hp->rope_style == LB_ROPE_NEOX ? i + half : 2 * i + 1;
+            const float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
+static void store_kv_row(const struct lb_context *c, void *dst, const float *src, int n) {
+    if (c->kv_type == LB_TYPE_F16) {
+        lb_fp16 *d = dst;
+        for (int i = 0; i < n; i++) d[i] = lb_f32_to_fp16(src[i]);
+    } else {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    }
+}
+
+// --- attention -----------------------------------------------------------------
+
+struct attention_task {
+    struct lb_context *c;
+    int layer;
+    int32_t pos;   // position of the chunk's first token
+    int n;         // tokens in the chunk
+};
+
+static float kv_dot(const struct lb_context *c, const float *q, const void *krow, int n) {
+    float s = 0.0f;
+    if (c->kv_type == LB_TYPE_F16) {
+        const lb_fp16 *k = krow;
+        for (int i = 0; i < n; i++) s += q[i] * lb_fp16_to_f32(k[i]);
+    } else {
+        const float *k = krow;
+        for (int i = 0; i < n; i++) s += q[i] * k[i];
+    }
+    return s;
+}
+
+static void kv_axpy(const struct lb_context *c, float *out, float a, const void *vrow, int n) {
+    if (c->kv_type == LB_TYPE_F16) {
+        const lb_fp16 *v = vrow;
+        for (int i = 0; i < n; i++) out[i] += a * lb_fp16_to_f32(v[i]);
+    } else {
+        const float *v = vrow;
+        for (int i = 0; i < n; i++) out[i] += a * v[i];
+    }
+}
+
+// One query head for every token of the chunk: causal softmax(q·kᵀ/√d)·v over
+// positions 0..pos+t. Query head h reads KV head h / (n_head / n_head_kv).
+static void attention_head(void *arg, int64_t h) {
+    const struct attention_task *a = arg;
+    struct lb_context *c = a->c;
+    const lb_hparams *hp = &c->model->hp;
+    const int hd = hp->head_dim, dq = hp->n_head * hd;
+    const int kv_head = (int)h / (hp->n_head / hp->n_head_kv);
+    const size_t kv_off = (size_t)kv_head * hd * (c->kv_type == LB_TYPE_F16 ? 2 : 4);
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *scores = c->scores + (size_t)h * c->n_ctx;
+
+    for (int t = 0; t < a->n; t++) {
+        const float *q = c->q + (size_t)t * dq + (size_t)h * hd;
+        const int32_t last = a->pos + t;
+        float max = -INFINITY;
+        for (int32_t p = 0; p <= last; p++) {
+            scores[p] = kv_dot(c, q, (const char *)kv_key_row(c, a->layer, p) + kv_off, hd) * scale;
+            if (scores[p] > max) max = scores[p];
+        }
+        float sum = 0.0f;
+        for (int32_t p = 0; p <= last; p++) {
+            scores[p] = expf(scores[p] - max);
+            sum += scores[p];
+        }
+        float *out = c->att + (size_t)t * dq + (size_t)h * hd;
+        memset(out, 0, (size_t)hd * sizeof(float));
+        for (int32_t p = 0; p <= last; p++)
+            kv_axpy(c, out, scores[p] / sum, (const char *)kv_value_row(c, a->layer, p) + kv_off, hd);
+    }
+}
+
+// --- one layer ------------------------------------------------------------------
+
+static lb_status attention_block(struct lb_context *c, int il, int32_t pos, int n, lb_error *err) {
+    const struct lb_model *m = c->model;
+    const lb_hparams *hp = &m->hp;
+    const struct lb_layer *l = &m->layers[il];
+    const int d = hp->n_embd, dq = hp->n_head * hp->head_dim, dkv = hp->n_head_kv * hp->head_dim;
+    lb_status st;
+
+    for (int t = 0; t < n; t++) rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, l->attn_norm, d, hp->rms_eps);
+    if ((st = matmul(c->pool, &c->mm, &l->wq, c->xb, c->q, n, err)) ||
+        (st = matmul(c->pool, &c->mm, &l->wk, c->xb, c->k, n, err)) ||
+        (st = matmul(c->pool, &c->mm, &l->wv, c->xb, c->v, n, err)))
+        return st;
+    if (l->bq) {
+        add_bias(c->q, l->bq, n, dq);
+        add_bias(c->k, l->bk, n, dkv);
+        add_bias(c->v, l->bv, n, dkv);
+    }
+    const int half = hp->n_rot / 2;
+    for (int t = 0; t < n; t++) {
+        rope(c->q + (size_t)t * dq, hp->n_head, hp, c->rope_cos + t * half, c->rope_sin + t * half);
+        rope(c->k + (size_t)t * dkv, hp->n_head_kv, hp, c->rope_cos + t * half, c->rope_sin + t * half);
+        store_kv_row(c, kv_key_row(c, il, pos + t), c->k + (size_t)t * dkv, dkv);
+        store_kv_row(c, kv_value_row(c, il, pos + t), c->v + (size_t)t * dkv, dkv);
+    }
+    struct attention_task task = {c, il, pos, n};
+    threadpool_run(c->pool, attention_head, &task, hp->n_head);
+
+    if ((st = matmul(c->pool, &c->mm, &l->wo, c->att, c->xb, n, err))) return st;
+    for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
+    return LB_OK;
+}
+
+static lb_status ffn_block(struct lb_context *c, int il, int n, lb_error *err) {
+    const lb_hparams *hp = &c->model->hp;
+    const struct lb_layer *l = &c->model->layers[il];
+    const int d = hp->n_embd;
+    lb_status st;
+
+    for (int t = 0; t < n; t++) rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, l->ffn_norm, d, hp->rms_eps);
+    if ((st = matmul(c->pool, &c->mm, &l->w_gate, c->xb, c->hb, n, err)) ||
+        (st = matmul(c->pool, &c->mm, &l->w_up, c->xb, c->hb2, n, err)))
+        return st;
+    // SwiGLU: silu(gate) · up
+    for (size_t i = 0; i < (size_t)n * hp->n_ff; i++) {
+        const float g = c->hb[i];
+        c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
+    }
+    if ((st = matmul(c->pool, &c->mm, &l->w_down, c->hb, c->xb, n, err))) return st;
+    for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
+    return LB_OK;
+}
+
+// --- whole model -------------------------------------------------------------------
+
+lb_status forward_chunk(struct lb_context *c, const int32_t *tokens, int32_t pos, int n, lb_error *err) {
+    const struct lb_model *m = c->model;
+    const int d = m->hp.n_embd;
+    const size_t emb_row = lb_type_row_bytes(m->tok_embd.type, d);
+    for (int t = 0; t < n; t++)
+        lb_type_traits[m->tok_embd.type].to_float((const char *)m->tok_embd.data + (size_t)tokens[t] * emb_row,
+                                                  c->x + (size_t)t * d, d);
+    rope_angles(c, pos, n);
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        lb_status st;
+        if ((st = attention_block(c, il, pos, n, err)) || (st = ffn_block(c, il, n, err))) return st;
+    }
+    return LB_OK;
+}
+
+lb_status forward_logits(struct lb_context *c, const int *rows, int n_rows, float *logits, lb_error *err) {
+    const struct lb_model *m = c->model;
+    const int d = m->hp.n_embd;
+    // xb is free now: gather the wanted rows, normed, at its front.
+    for (int i = 0; i < n_rows; i++)
+        rmsnorm(c->xb + (size_t)i * d, c->x + (size_t)rows[i] * d, m->output_norm, d, m->hp.rms_eps);
+    return matmul(c->pool, &c->mm, &m->output, c->xb, logits, n_rows, err);
+}

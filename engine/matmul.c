@@ -1,0 +1,154 @@
+/*
+ * matmul.c — Y = X·Wᵀ for a batch of activations, where W is a weight matrix
+ * of any type in the traits table. Nearly all of the time of a forward pass
+ * is spent here.
+ *
+ * Two paths:
+ * - Quantized weights (and float weights at batch size 1): the activations
+ *   are converted once to the type's vec_dot_type (Q8_0, Q8_1, Q8_K or f32),
+ *   then each thread takes a chunk of weight rows and computes the dot
+ *   product of each row with every activation row while the weight row is in
+ *   cache. Decoding reads every weight byte exactly once.
+ * - Float weights (F32, F16, BF16) with a batch: OpenBLAS sgemm, on the
+ *   mapping for F32, on tiles of rows converted to f32 for F16/BF16.
+ */
+#include "model.h"
+
+#include "internal.h"
+#include "types.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+// OpenBLAS is the float GEMM; its thread count is process-wide state of its own.
+extern void openblas_set_num_threads(int num_threads);
+
+enum { ROWS_PER_CHUNK = 16, SGEMM_MIN_BATCH = 4, SGEMM_TILE_ROWS = 256 };
+
+static lb_vec_dot_fn dot_for(lb_type t) {
+    lb_vec_dot_fn f = lb_kernels()->vec_dot[t];
+    return f ? f : lb_type_traits[t].vec_dot;
+}
+
+static lb_from_float_fn quantizer_for(lb_type t) {
+    lb_from_float_fn f = lb_kernels()->from_float[t];
+    return f ? f : lb_type_traits[t].from_float_ref;
+}
+
+static bool grow(void **buf, size_t *cap, size_t need) {
+    if (*cap >= need) return true;
+    void *p = realloc(*buf, need);
+    if (!p) return false;
+    *buf = p;
+    *cap = need;
+    return true;
+}
+
+void matmul_scratch_free(struct lb_matmul_scratch *s) {
+    free(s->act);
+    free(s->deq);
+    memset(s, 0, sizeof *s);
+}
+
+// --- quantized path ----------------------------------------------------------
+
+struct rows_task {
+    const struct lb_weight *w;
+    size_t w_row_bytes;
+    const char *act;        // n activation rows in vec_dot_type
+    size_t act_row_bytes;
+    float *y;               // (n, rows)
+    int n;
+    lb_vec_dot_fn dot;
+};
+
+static void rows_chunk(void *arg, int64_t chunk) {
+    const struct rows_task *t = arg;
+    const int64_t r0 = chunk * ROWS_PER_CHUNK;
+    const int64_t r1 = r0 + ROWS_PER_CHUNK < t->w->rows ? r0 + ROWS_PER_CHUNK : t->w->rows;
+    for (int64_t r = r0; r < r1; r++) {
+        const char *wr = (const char *)t->w->data + (size_t)r * t->w_row_bytes;
+        for (int i = 0; i < t->n; i++)
+            t->y[(size_t)i * t->w->rows + r] = t->dot(t->w->cols, wr, t->act + (size_t)i * t->act_row_bytes);
+    }
+}
+
+struct quantize_task {
+    const float *x;
+    int64_t cols;
+    char *act;
+    size_t act_row_bytes;
+    lb_from_float_fn quantize;
+};
+
+static void quantize_row_task(void *arg, int64_t i) {
+    const struct quantize_task *q = arg;
+    q->quantize(q->x + i * q->cols, q->act + (size_t)i * q->act_row_bytes, q->cols);
+}
+
+static lb_status matmul_rows(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w,
+                             const float *x, float *y, int n, lb_error *err) {
+    const lb_type vt = lb_type_traits[w->type].vec_dot_type;
+    struct rows_task t = {
+        .w = w, .w_row_bytes = lb_type_row_bytes(w->type, w->cols), .y = y, .n = n, .dot = dot_for(w->type)};
+    if (vt == LB_TYPE_F32) {
+        t.act = (const char *)x;
+        t.act_row_bytes = (size_t)w->cols * sizeof(float);
+    } else {
+        t.act_row_bytes = lb_type_row_bytes(vt, w->cols);
+        if (!grow(&s->act, &s->act_cap, t.act_row_bytes * (size_t)n))
+            return lb_fail(err, LB_ERR_NOMEM, "matmul: out of memory for activations");
+        struct quantize_task q = {x, w->cols, s->act, t.act_row_bytes, quantizer_for(vt)};
+        threadpool_run(pool, quantize_row_task, &q, n);
+        t.act = s->act;
+    }
+    threadpool_run(pool, rows_chunk, &t, (w->rows + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK);
+    return LB_OK;
+}
+
+// --- float path (batched) ----------------------------------------------------
+
+struct dequant_task {
+    const struct lb_weight *w;
+    size_t w_row_bytes;
+    int64_t r0;
+    float *out;
+};
+
+static void dequant_chunk(void *arg, int64_t chunk) {
+    const struct dequant_task *d = arg;
+    const int64_t r = d->r0 + chunk;
+    lb_type_traits[d->w->type].to_float((const char *)d->w->data + (size_t)r * d->w_row_bytes,
+                                        d->out + (size_t)chunk * d->w->cols, d->w->cols);
+}
+
+static lb_status matmul_sgemm(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w,
+                              const float *x, float *y, int n, lb_error *err) {
+    const int64_t rows = w->rows, cols = w->cols;
+    openblas_set_num_threads(threadpool_size(pool));
+    if (w->type == LB_TYPE_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)rows, (int)cols, 1.0f, x, (int)cols,
+                    w->data, (int)cols, 0.0f, y, (int)rows);
+        return LB_OK;
+    }
+    const int64_t tile = rows < SGEMM_TILE_ROWS ? rows : SGEMM_TILE_ROWS;
+    if (!grow((void **)&s->deq, &s->deq_cap, (size_t)(tile * cols) * sizeof(float)))
+        return lb_fail(err, LB_ERR_NOMEM, "matmul: out of memory for a %lld-row tile", (long long)tile);
+    const size_t w_row_bytes = lb_type_row_bytes(w->type, cols);
+    for (int64_t r0 = 0; r0 < rows; r0 += tile) {
+        const int64_t nr = r0 + tile < rows ? tile : rows - r0;
+        struct dequant_task d = {w, w_row_bytes, r0, s->deq};
+        threadpool_run(pool, dequant_chunk, &d, nr);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)nr, (int)cols, 1.0f, x, (int)cols, s->deq,
+                    (int)cols, 0.0f, y + r0, (int)rows);
+    }
+    return LB_OK;
+}
+
+lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w, const float *x,
+                 float *y, int n, lb_error *err) {
+    const bool is_float = w->type == LB_TYPE_F32 || w->type == LB_TYPE_F16 || w->type == LB_TYPE_BF16;
+    if (is_float && n >= SGEMM_MIN_BATCH) return matmul_sgemm(pool, s, w, x, y, n, err);
+    return matmul_rows(pool, s, w, x, y, n, err);
+}

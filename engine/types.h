@@ -1,0 +1,66 @@
+/*
+ * types.h — the table of tensor-type traits (ggml's discipline: every type is
+ * described once, in one row). Loaders, the matmul, `info`, the quantizer and
+ * the tests all read this table; adding a type means adding one row.
+ */
+#ifndef LB_TYPES_H
+#define LB_TYPES_H
+
+#include "lowbit.h"
+
+// Convert n elements (a multiple of block_size) of this type to float.
+typedef void (*lb_to_float_fn)(const void *src, float *dst, int64_t n);
+// Quantize n floats (a multiple of block_size) into this type.
+typedef void (*lb_from_float_fn)(const float *src, void *dst, int64_t n);
+// Dot product of n elements: w is a row of this type, a is the activation row
+// already converted to the row's vec_dot_type.
+typedef float (*lb_vec_dot_fn)(int64_t n, const void *w, const void *a);
+
+struct lb_type_traits {
+    const char *name;           // NULL: no type has this id
+    int block_size;             // elements per block
+    size_t type_size;           // bytes per block
+    float bpw;                  // bits per weight = 8 * type_size / block_size
+    lb_to_float_fn to_float;
+    lb_from_float_fn from_float_ref; // reference quantizer (ggml's *_ref); NULL when none
+    lb_vec_dot_fn vec_dot;      // scalar reference dot product
+    lb_type vec_dot_type;       // format the activation is converted to
+    float tolerance;            // round-trip RMS error / RMS(x) allowed on Gaussian data (tests)
+    bool exact_requant;         // from_float_ref(to_float(b)) == b for blocks from_float_ref made (tests)
+};
+
+extern const struct lb_type_traits lb_type_traits[LB_TYPE_COUNT];
+
+static inline const struct lb_type_traits *lb_traits(lb_type t) {
+    if ((unsigned)t >= LB_TYPE_COUNT || !lb_type_traits[t].name) return 0;
+    return &lb_type_traits[t];
+}
+
+// Per-ISA kernels, chosen once (cpuid, LOWBIT_CPU=scalar|avx2) or forced by
+// lb_cpu_select. A NULL entry falls back to the scalar row of the traits table.
+struct lb_kernels {
+    const char *isa;
+    lb_vec_dot_fn vec_dot[LB_TYPE_COUNT];
+    lb_from_float_fn from_float[LB_TYPE_COUNT]; // activation quantizers (Q8_0, Q8_1, Q8_K)
+};
+const struct lb_kernels *lb_kernels(void);
+
+// The AVX2 table, defined in kernels_avx2.c (compiled with -mavx2 -mfma -mf16c).
+extern const struct lb_kernels lb_kernels_avx2;
+extern const struct lb_kernels lb_kernels_scalar;
+
+// The chosen ISA's dot product for weights of type t, falling back to the
+// scalar reference where that ISA has no kernel; NULL only for types that
+// have no dot product (activation formats). t must have a row.
+static inline lb_vec_dot_fn lb_kernel_vec_dot(lb_type t) {
+    lb_vec_dot_fn fn = lb_kernels()->vec_dot[t];
+    return fn ? fn : lb_type_traits[t].vec_dot;
+}
+// The chosen ISA's quantizer for activations of type t (Q8_0, Q8_1, Q8_K),
+// falling back to the reference quantizer.
+static inline lb_from_float_fn lb_kernel_from_float(lb_type t) {
+    lb_from_float_fn fn = lb_kernels()->from_float[t];
+    return fn ? fn : lb_type_traits[t].from_float_ref;
+}
+
+#endif

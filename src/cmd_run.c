@@ -1,0 +1,327 @@
+/*
+ * cmd_run.c — `lowbit run`: complete a prompt. The completion streams to
+ * stdout as it is generated; everything else goes to stderr. With --json
+ * nothing streams and stdout is one JSON object.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { MAX_STOPS = 16 };
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: lowbit run [-m MODEL] -p PROMPT [options]\n"
+            "  -m, --model FILE          GGUF or llama2.c .bin (default: $LOWBIT_MODEL, then the newest\n"
+            "                            .gguf in $XDG_DATA_HOME/lowbit/models)\n"
+            "      --tokenizer FILE      tokenizer.bin for llama2.c checkpoints (default: beside the model)\n"
+            "  -p, --prompt TEXT         the prompt\n"
+            "  -n, --n-predict N         tokens to generate (default 128)\n"
+            "  -c, --ctx-size N          context size (default: prompt + n, at most the trained length)\n"
+            "      --temp T              temperature, 0 = greedy (default 0.8)\n"
+            "      --top-k K             (default 40, 0 = off)\n"
+            "      --top-p P             (default 0.95, 1 = off)\n"
+            "      --min-p P             (default 0.05, 0 = off)\n"
+            "      --repeat-penalty R    (default 1.0 = off)\n"
+            "      --repeat-last-n N     penalty window (default 64, -1 = everything)\n"
+            "      --presence-penalty X  (default 0)\n"
+            "      --frequency-penalty X (default 0)\n"
+            "      --seed S              (default: from the clock, printed to stderr)\n"
+            "      --stop STR            stop before STR (repeatable)\n"
+            "      --ignore-eos          keep generating past end-of-generation tokens\n"
+            "      --kv-type f16|f32     KV cache element type (default f16)\n"
+            "  -t, --threads N           (default: the machine's cores)\n"
+            "      --json                print one JSON object instead of streaming\n");
+}
+
+struct run_opts {
+    const char *model, *tokenizer, *prompt;
+    long n_predict, n_ctx, threads;
+    lb_sampler_params sp;
+    bool seed_given, json, ignore_eos;
+    lb_type kv_type;
+    const char *stops[MAX_STOPS];
+    int n_stops;
+};
+
+static int parse(int argc, char **argv, struct run_opts *o) {
+    const char *C = "run";
+    o->n_predict = 128;
+    o->kv_type = LB_TYPE_F16;
+    o->sp = lb_sampler_default_params();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        double f;
+        long n;
+#define VALUE() if (!(v = cli_value(C, argc, argv, &i))) return 2
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            VALUE();
+            o->model = v;
+        } else if (!strcmp(a, "--tokenizer")) {
+            VALUE();
+            o->tokenizer = v;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            VALUE();
+            o->prompt = v;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            VALUE();
+            if (!cli_int(C, a, v, 0, 1 << 24, &o->n_predict)) return 2;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            VALUE();
+            if (!cli_int(C, a, v, 1, 1 << 24, &o->n_ctx)) return 2;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            VALUE();
+            if (!cli_int(C, a, v, 1, 1024, &o->threads)) return 2;
+        } else if (!strcmp(a, "--temp")) {
+            VALUE();
+            if (!cli_float(C, a, v, 0, 100, &f)) return 2;
+            o->sp.temp = (float)f;
+        } else if (!strcmp(a, "--top-k")) {
+            VALUE();
+            if (!cli_int(C, a, v, 0, 1 << 24, &n)) return 2;
+            o->sp.top_k = (int32_t)n;
+        } else if (!strcmp(a, "--top-p")) {
+            VALUE();
+            if (!cli_float(C, a, v, 0, 1, &f)) return 2;
+            o->sp.top_p = (float)f;
+        } else if (!strcmp(a, "--min-p")) {
+            VALUE();
+            if (!cli_float(C, a, v, 0, 1, &f)) return 2;
+            o->sp.min_p = (float)f;
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            VALUE();
+            if (!cli_float(C, a, v, 0.01, 100, &f)) return 2;
+            o->sp.repeat_penalty = (float)f;
+        } else if (!strcmp(a, "--repeat-last-n")) {
+            VALUE();
+            if (!cli_int(C, a, v, -1, 1 << 24, &n)) return 2;
+            o->sp.repeat_last_n = (int32_t)n;
+        } else if (!strcmp(a, "--presence-penalty")) {
+            VALUE();
+            if (!cli_float(C, a, v, -100, 100, &f)) return 2;
+            o->sp.presence_penalty = (float)f;
+        } else if (!strcmp(a, "--frequency-penalty")) {
+            VALUE();
+            if (!cli_float(C, a, v, -100, 100, &f)) return 2;
+            o->sp.frequency_penalty = (float)f;
+        } else if (!strcmp(a, "--seed")) {
+            VALUE();
+            char *end;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (end == v || *end || *v == '-') {
+                fprintf(stderr, "lowbit run: --seed: '%s' is not a non-negative integer\n", v);
+                return 2;
+            }
+            o->sp.seed = s;
+            o->seed_given = true;
+        } else if (!strcmp(a, "--stop")) {
+            VALUE();
+            if (o->n_stops == MAX_STOPS || !*v) {
+                fprintf(stderr, "lowbit run: --stop: at most %d non-empty stop strings\n", MAX_STOPS);
+                return 2;
+            }
+            o->stops[o->n_stops++] = v;
+        } else if (!strcmp(a, "--kv-type")) {
+            VALUE();
+            if (!strcmp(v, "f16")) o->kv_type = LB_TYPE_F16;
+            else if (!strcmp(v, "f32")) o->kv_type = LB_TYPE_F32;
+            else {
+                fprintf(stderr, "lowbit run: --kv-type: '%s' (expected f16 or f32)\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--json")) {
+            o->json = true;
+        } else if (!strcmp(a, "--ignore-eos")) {
+            o->ignore_eos = true;
+        } else {
+            fprintf(stderr, "lowbit run: unknown option '%s' (see lowbit run --help)\n", a);
+            return 2;
+        }
+#undef VALUE
+    }
+    if (!o->prompt) {
+        fprintf(stderr, "lowbit run: no prompt: pass -p TEXT\n");
+        return 2;
+    }
+    if (!o->seed_given) o->sp.seed = (uint64_t)time(NULL);
+    return -1;
+}
+
+// --- output with stop strings ---------------------------------------------------
+// Generated text is kept whole; what may still become a stop string is held
+// back from the stream until it can no longer match.
+
+struct output {
+    char *text;
+    size_t len, cap, emitted;
+    bool stream;
+};
+
+static bool output_append(struct output *o, const char *s, size_t n) {
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = (o->len + n + 1) * 2;
+        char *p = realloc(o->text, cap);
+        if (!p) return false;
+        o->text = p;
+        o->cap = cap;
+    }
+    memcpy(o->text + o->len, s, n);
+    o->len += n;
+    o->text[o->len] = 0;
+    return true;
+}
+
+// Returns true when a stop string was found (the text is cut before it).
+static bool output_flush(struct output *o, const struct run_opts *opt, bool final) {
+    size_t safe = o->len;
+    bool stopped = false;
+    for (int i = 0; i < opt->n_stops; i++) {
+        const char *hit = strstr(o->text, opt->stops[i]);
+        if (hit && (size_t)(hit - o->text) < safe) {
+            safe = (size_t)(hit - o->text);
+            stopped = true;
+        }
+    }
+    if (stopped) {
+        o->len = safe;
+        o->text[safe] = 0;
+    } else if (!final) {
+        // Hold back the longest tail that is a prefix of some stop string.
+        for (int i = 0; i < opt->n_stops; i++) {
+            size_t sl = strlen(opt->stops[i]);
+            for (size_t k = sl - 1; k > 0; k--)
+                if (k <= o->len && !memcmp(o->text + o->len - k, opt->stops[i], k)) {
+                    if (o->len - k < safe) safe = o->len - k;
+                    break;
+                }
+        }
+    }
+    if (o->stream && safe > o->emitted) {
+        fwrite(o->text + o->emitted, 1, safe - o->emitted, stdout);
+        fflush(stdout);
+    }
+    if (safe > o->emitted) o->emitted = safe;
+    return stopped;
+}
+
+// --- the run ------------------------------------------------------------------
+
+int cmd_run(int argc, char **argv) {
+    struct run_opts o = {0};
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0) return rc;
+
+    char *path = cli_find_model("run", o.model);
+    if (!path) return 1;
+    double t0 = lb_time_s();
+    lb_model *model = cli_open_model(path, o.tokenizer);
+    free(path);
+    if (!model) return 1;
+    const double load_s = lb_time_s() - t0;
+    const lb_hparams *hp = lb_model_hparams(model);
+
+    lb_error err = {0};
+    lb_context *ctx = NULL;
+    lb_sampler *smp = NULL;
+    float *logits = NULL;
+    int32_t *ids = NULL, *gen = NULL;
+    struct output out = {.stream = !o.json};
+    rc = 1;
+
+    int n_prompt = lb_tokenize(model, o.prompt, -1, hp->add_bos, false, NULL, 0);
+    n_prompt = n_prompt < 0 ? -n_prompt : n_prompt;
+    ids = malloc((size_t)(n_prompt + 1) * sizeof *ids);
+    if (!ids) goto done;
+    n_prompt = lb_tokenize(model, o.prompt, -1, hp->add_bos, false, ids, n_prompt + 1);
+    if (n_prompt <= 0) {
+        fprintf(stderr, "lowbit run: the prompt has no tokens\n");
+        goto done;
+    }
+
+    lb_context_params cp = lb_context_default_params();
+    long want_ctx = o.n_ctx ? o.n_ctx : n_prompt + o.n_predict;
+    if (!o.n_ctx && want_ctx > hp->n_ctx_train) want_ctx = hp->n_ctx_train;
+    if (n_prompt >= want_ctx) {
+        fprintf(stderr, "lowbit run: the prompt has %d tokens but the context holds %ld\n", n_prompt, want_ctx);
+        goto done;
+    }
+    cp.n_ctx = (int32_t)want_ctx;
+    cp.n_threads = (int32_t)o.threads;
+    cp.kv_type = o.kv_type;
+    if (lb_context_new(&ctx, model, &cp, &err) != LB_OK || lb_sampler_new(&smp, &o.sp, hp->n_vocab, &err) != LB_OK) {
+        fprintf(stderr, "lowbit run: %s\n", err.msg);
+        goto done;
+    }
+    logits = malloc((size_t)hp->n_vocab * sizeof *logits);
+    gen = malloc((size_t)(o.n_predict + 1) * sizeof *gen);
+    if (!logits || !gen) goto done;
+    if (!o.seed_given) fprintf(stderr, "lowbit run: seed %llu\n", (unsigned long long)o.sp.seed);
+
+    for (int i = 0; i < n_prompt; i++) lb_sampler_accept(smp, ids[i]);
+    double tp = lb_time_s();
+    if (lb_decode(ctx, ids, n_prompt, logits, &err) != LB_OK) {
+        fprintf(stderr, "lowbit run: %s\n", err.msg);
+        goto done;
+    }
+    const double prefill_s = lb_time_s() - tp;
+
+    int n_gen = 0, n_decoded = 0;
+    int32_t prev = ids[n_prompt - 1];
+    double decode_s = 0;
+    const long limit = o.n_predict < cp.n_ctx - n_prompt ? o.n_predict : cp.n_ctx - n_prompt;
+    bool stopped = false;
+    while (n_gen < limit && !stopped) {
+        int32_t tok = lb_sampler_sample(smp, logits);
+        if (!o.ignore_eos && lb_token_is_eog(model, tok)) break;
+        gen[n_gen++] = tok;
+        lb_sampler_accept(smp, tok);
+        char piece[256];
+        int n = lb_token_decode(model, prev, tok, piece, sizeof piece);
+        if (n > 0 && !output_append(&out, piece, (size_t)n)) goto done;
+        prev = tok;
+        if (output_flush(&out, &o, false)) break;
+        if (n_gen == limit) break;
+        double td = lb_time_s();
+        if (lb_decode(ctx, &tok, 1, logits, &err) != LB_OK) {
+            fprintf(stderr, "lowbit run: %s\n", err.msg);
+            goto done;
+        }
+        decode_s += lb_time_s() - td;
+        n_decoded++;
+    }
+    output_flush(&out, &o, true);
+    const double prefill_tps = prefill_s > 0 ? n_prompt / prefill_s : 0;
+    const double decode_tps = decode_s > 0 ? n_decoded / decode_s : 0;
+
+    if (o.json) {
+        printf("{\"text\": ");
+        json_string(stdout, out.text ? out.text : "", out.len);
+        printf(", \"ids\": [");
+        for (int i = 0; i < n_gen; i++) printf("%s%d", i ? ", " : "", gen[i]);
+        printf("], \"prompt_tokens\": %d, \"gen_tokens\": %d, \"prefill_tps\": %.3f, \"decode_tps\": %.3f, "
+               "\"load_s\": %.4f, \"peak_rss_bytes\": %zu, \"seed\": %llu}\n",
+               n_prompt, n_gen, prefill_tps, decode_tps, load_s, lb_peak_rss_bytes(),
+               (unsigned long long)o.sp.seed);
+    } else {
+        printf("\n");
+        fflush(stdout);
+        fprintf(stderr, "lowbit run: load %.2f s; prompt %d tokens, %.1f tok/s; generated %d tokens, %.1f tok/s; "
+                "peak RSS %.1f MiB\n", load_s, n_prompt, prefill_tps, n_gen, decode_tps,
+                lb_peak_rss_bytes() / 1048576.0);
+    }
+    rc = 0;
+done:
+    free(out.text);
+    free(gen);
+    free(ids);
+    free(logits);
+    lb_sampler_free(smp);
+    lb_context_free(ctx);
+    lb_model_free(model);
+    return rc;
+}
