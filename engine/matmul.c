@@ -26,16 +26,6 @@ extern void openblas_set_num_threads(int num_threads);
 
 enum { ROWS_PER_CHUNK = 16, SGEMM_MIN_BATCH = 4, SGEMM_TILE_ROWS = 256 };
 
-static lb_vec_dot_fn dot_for(lb_type t) {
-    lb_vec_dot_fn f = lb_kernels()->vec_dot[t];
-    return f ? f : lb_type_traits[t].vec_dot;
-}
-
-static lb_from_float_fn quantizer_for(lb_type t) {
-    lb_from_float_fn f = lb_kernels()->from_float[t];
-    return f ? f : lb_type_traits[t].from_float_ref;
-}
-
 static bool grow(void **buf, size_t *cap, size_t need) {
     if (*cap >= need) return true;
     void *p = realloc(*buf, need);
@@ -91,7 +81,7 @@ static lb_status matmul_rows(struct lb_threadpool *pool, struct lb_matmul_scratc
                              const float *x, float *y, int n, lb_error *err) {
     const lb_type vt = lb_type_traits[w->type].vec_dot_type;
     struct rows_task t = {
-        .w = w, .w_row_bytes = lb_type_row_bytes(w->type, w->cols), .y = y, .n = n, .dot = dot_for(w->type)};
+        .w = w, .w_row_bytes = lb_type_row_bytes(w->type, w->cols), .y = y, .n = n, .dot = lb_kernel_vec_dot(w->type)};
     if (vt == LB_TYPE_F32) {
         t.act = (const char *)x;
         t.act_row_bytes = (size_t)w->cols * sizeof(float);
@@ -99,7 +89,7 @@ static lb_status matmul_rows(struct lb_threadpool *pool, struct lb_matmul_scratc
         t.act_row_bytes = lb_type_row_bytes(vt, w->cols);
         if (!grow(&s->act, &s->act_cap, t.act_row_bytes * (size_t)n))
             return lb_fail(err, LB_ERR_NOMEM, "matmul: out of memory for activations");
-        struct quantize_task q = {x, w->cols, s->act, t.act_row_bytes, quantizer_for(vt)};
+        struct quantize_task q = {x, w->cols, s->act, t.act_row_bytes, lb_kernel_from_float(vt)};
         threadpool_run(pool, quantize_row_task, &q, n);
         t.act = s->act;
     }

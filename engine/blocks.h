@@ -1,0 +1,160 @@
+/*
+ * blocks.h — the byte layout of every quantized block, bit-exact with ggml's
+ * ggml-common.h, because GGUF files store these blocks verbatim.
+ *
+ * Included by the engine (C) and by the CUDA sources in cuda/ (nvcc, C++), so it uses only
+ * syntax both accept: fp16 fields are uint16_t bits (convert with fp16.h on
+ * the CPU, __half on the GPU), and LB_BLOCK_ASSERT picks static_assert or
+ * _Static_assert. Every struct is followed by a size check: a padding byte
+ * the compiler slipped in would silently shift every block after the first.
+ *
+ * Element order inside a block is part of the format and is spelled out at
+ * each struct; the dequantizers in quants_legacy.c / quants_k.c are the
+ * reference for it.
+ */
+#ifndef LB_BLOCKS_H
+#define LB_BLOCKS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+#define LB_BLOCK_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define LB_BLOCK_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+// ---------------------------------------------------------------------------
+// Legacy blocks: 32 elements, one scale (and for _1 types one min).
+// Nibble order: qs[j] low nibble is element j, high nibble element j + 16.
+
+#define QK4_0 32
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
+#define QK8_0 32
+#define QK8_1 32
+
+// x = d * (q - 8), q in [0, 15]. 4.5 bits per weight.
+typedef struct {
+    uint16_t d;            // fp16 scale
+    uint8_t qs[QK4_0 / 2]; // nibbles
+} block_q4_0;
+LB_BLOCK_ASSERT(sizeof(block_q4_0) == 2 + QK4_0 / 2, "block_q4_0 size");
+
+// x = d * q + m, q in [0, 15]. 5 bits per weight.
+typedef struct {
+    uint16_t d;            // fp16 scale
+    uint16_t m;            // fp16 min (the block's smallest value)
+    uint8_t qs[QK4_1 / 2]; // nibbles
+} block_q4_1;
+LB_BLOCK_ASSERT(sizeof(block_q4_1) == 4 + QK4_1 / 2, "block_q4_1 size");
+
+// x = d * (q - 16), q in [0, 31]; bit 4 of element j is bit j of qh
+// (qh is a little-endian uint32 stored as bytes). 5.5 bits per weight.
+typedef struct {
+    uint16_t d;
+    uint8_t qh[4];
+    uint8_t qs[QK5_0 / 2];
+} block_q5_0;
+LB_BLOCK_ASSERT(sizeof(block_q5_0) == 2 + 4 + QK5_0 / 2, "block_q5_0 size");
+
+// x = d * q + m, q in [0, 31]; qh as in q5_0. 6 bits per weight.
+typedef struct {
+    uint16_t d;
+    uint16_t m;
+    uint8_t qh[4];
+    uint8_t qs[QK5_1 / 2];
+} block_q5_1;
+LB_BLOCK_ASSERT(sizeof(block_q5_1) == 4 + 4 + QK5_1 / 2, "block_q5_1 size");
+
+// x = d * q, q in [-127, 127] as the quantizer writes them. 8.5 bits per weight.
+typedef struct {
+    uint16_t d;
+    int8_t qs[QK8_0];
+} block_q8_0;
+LB_BLOCK_ASSERT(sizeof(block_q8_0) == 2 + QK8_0, "block_q8_0 size");
+
+// Activation format for q4_1 / q5_1 dot products: s = d * sum(qs) lets the
+// dot product apply the weight's min once per block instead of per element.
+typedef struct {
+    uint16_t d;
+    uint16_t s; // fp16 of d * sum(qs)
+    int8_t qs[QK8_1];
+} block_q8_1;
+LB_BLOCK_ASSERT(sizeof(block_q8_1) == 4 + QK8_1, "block_q8_1 size");
+
+// ---------------------------------------------------------------------------
+// k-quants: super-blocks of 256 elements split into sub-blocks of 16 or 32,
+// whose scales are themselves quantized against the fp16 super-block scale.
+
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
+// x = d * (scales[s] & 15) * q - dmin * (scales[s] >> 4), 16 sub-blocks of 16,
+// q in [0, 3]. qs: per 128-element half, byte l holds elements l, l+32, l+64,
+// l+96 in bits 0-1, 2-3, 4-5, 6-7. 2.625 bits per weight.
+typedef struct {
+    uint8_t scales[QK_K / 16]; // low nibble scale, high nibble min
+    uint8_t qs[QK_K / 4];
+    uint16_t d;    // fp16 super-block scale for the scales
+    uint16_t dmin; // fp16 super-block scale for the mins
+} block_q2_K;
+LB_BLOCK_ASSERT(sizeof(block_q2_K) == 2 * 2 + QK_K / 16 + QK_K / 4, "block_q2_K size");
+
+// x = d * (sc[s] - 32) * (q - 4 * !hbit), 16 sub-blocks of 16, 6-bit scales
+// packed in 12 bytes. Low 2 bits in qs as in q2_K; the third bit of element
+// e is bit e/32 of hmask[e % 32]. 3.4375 bits per weight.
+typedef struct {
+    uint8_t hmask[QK_K / 8];
+    uint8_t qs[QK_K / 4];
+    uint8_t scales[12];
+    uint16_t d;
+} block_q3_K;
+LB_BLOCK_ASSERT(sizeof(block_q3_K) == 2 + QK_K / 4 + QK_K / 8 + 12, "block_q3_K size");
+
+// x = d * sc[s] * q - dmin * m[s], 8 sub-blocks of 32, 6-bit scale and min
+// per sub-block packed in 12 bytes (see lb_get_scale_min_k4). qs: per
+// 64-element chunk, 32 bytes; low nibbles elements 0-31, high 32-63.
+// 4.5 bits per weight.
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qs[QK_K / 2];
+} block_q4_K;
+LB_BLOCK_ASSERT(sizeof(block_q4_K) == 2 * 2 + K_SCALE_SIZE + QK_K / 2, "block_q4_K size");
+
+// As q4_K with a fifth bit: bit 4 of element 64c + l is bit 2c of qh[l],
+// of element 64c + 32 + l bit 2c+1. 5.5 bits per weight.
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+} block_q5_K;
+LB_BLOCK_ASSERT(sizeof(block_q5_K) == 2 * 2 + K_SCALE_SIZE + QK_K / 2 + QK_K / 8, "block_q5_K size");
+
+// x = d * scales[s] * (q - 32), 16 sub-blocks of 16, q in [0, 63]. Per
+// 128-element half: ql[0..63] and qh[0..31]; element l (l < 32) takes ql[l]
+// low nibble, l+32 ql[l+32] low, l+64 ql[l] high, l+96 ql[l+32] high, with
+// their top two bits at qh[l] bits 0-1, 2-3, 4-5, 6-7. 6.5625 bits per weight.
+typedef struct {
+    uint8_t ql[QK_K / 2];
+    uint8_t qh[QK_K / 4];
+    int8_t scales[QK_K / 16];
+    uint16_t d;
+} block_q6_K;
+LB_BLOCK_ASSERT(sizeof(block_q6_K) == 2 + QK_K / 16 + 3 * QK_K / 4, "block_q6_K size");
+
+// Activation format for k-quant dot products: a float scale (activations have
+// a wider range than weights) and the sums of each 16 quants, which the dot
+// products use to apply the weights' mins without touching the elements.
+typedef struct {
+    float d;
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16];
+} block_q8_K;
+LB_BLOCK_ASSERT(sizeof(block_q8_K) == 4 + QK_K + QK_K / 16 * 2, "block_q8_K size");
+
+#endif // LB_BLOCKS_H

@@ -1,0 +1,95 @@
+/*
+ * kernels.c — the scalar kernel table and the choice of ISA.
+ *
+ * The choice is made once per process, on the first lb_kernels() call:
+ * LOWBIT_CPU=scalar|avx2|auto if set, else cpuid (AVX2 needs avx2, fma and
+ * f16c). Tests force each ISA in turn with lb_cpu_select. The chosen table is
+ * the one piece of process-wide state in the engine: it describes the CPU,
+ * not any model or context, so sharing it is harmless.
+ */
+#include "types.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quants.h"
+
+// The scalar table names the reference functions explicitly (rather than
+// leaving NULLs) so that it reads as the list of what every ISA must provide.
+const struct lb_kernels lb_kernels_scalar = {
+    .isa = "scalar",
+    .vec_dot = {
+        [LB_TYPE_F32] = lb_vec_dot_f32_f32,
+        [LB_TYPE_F16] = lb_vec_dot_f16_f32,
+        [LB_TYPE_BF16] = lb_vec_dot_bf16_f32,
+        [LB_TYPE_Q4_0] = lb_vec_dot_q4_0_q8_0,
+        [LB_TYPE_Q4_1] = lb_vec_dot_q4_1_q8_1,
+        [LB_TYPE_Q5_0] = lb_vec_dot_q5_0_q8_0,
+        [LB_TYPE_Q5_1] = lb_vec_dot_q5_1_q8_1,
+        [LB_TYPE_Q8_0] = lb_vec_dot_q8_0_q8_0,
+        [LB_TYPE_Q2_K] = lb_vec_dot_q2_K_q8_K,
+        [LB_TYPE_Q3_K] = lb_vec_dot_q3_K_q8_K,
+        [LB_TYPE_Q4_K] = lb_vec_dot_q4_K_q8_K,
+        [LB_TYPE_Q5_K] = lb_vec_dot_q5_K_q8_K,
+        [LB_TYPE_Q6_K] = lb_vec_dot_q6_K_q8_K,
+    },
+    .from_float = {
+        [LB_TYPE_Q8_0] = lb_quantize_row_q8_0_ref,
+        [LB_TYPE_Q8_1] = lb_quantize_row_q8_1_ref,
+        [LB_TYPE_Q8_K] = lb_quantize_row_q8_K_ref,
+    },
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+#define LB_HAVE_AVX2_TABLE 1
+#endif
+
+static bool cpu_has_avx2(void) {
+#ifdef LB_HAVE_AVX2_TABLE
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return false;
+#endif
+}
+
+// The table for an ISA name, or NULL when the name is unknown or this CPU
+// cannot run it. "auto" is the best this CPU runs.
+static const struct lb_kernels *table_for(const char *isa) {
+    if (!isa) return NULL;
+    if (strcmp(isa, "scalar") == 0) return &lb_kernels_scalar;
+#ifdef LB_HAVE_AVX2_TABLE
+    if (strcmp(isa, "avx2") == 0) return cpu_has_avx2() ? &lb_kernels_avx2 : NULL;
+    if (strcmp(isa, "auto") == 0) return cpu_has_avx2() ? &lb_kernels_avx2 : &lb_kernels_scalar;
+#else
+    if (strcmp(isa, "auto") == 0) return &lb_kernels_scalar;
+#endif
+    return NULL;
+}
+
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+static const struct lb_kernels *chosen; // written once by choose(), then only by lb_cpu_select
+
+static void choose(void) {
+    // An unusable LOWBIT_CPU (unknown name, or avx2 on a CPU without it)
+    // falls back to auto rather than crashing on an illegal instruction.
+    const struct lb_kernels *table = table_for(getenv("LOWBIT_CPU"));
+    if (!table) table = table_for("auto");
+    __atomic_store_n(&chosen, table, __ATOMIC_RELEASE);
+}
+
+const struct lb_kernels *lb_kernels(void) {
+    pthread_once(&chosen_once, choose);
+    return __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
+}
+
+bool lb_cpu_select(const char *isa) {
+    const struct lb_kernels *table = table_for(isa);
+    if (!table) return false;
+    pthread_once(&chosen_once, choose); // so a later first lb_kernels() cannot undo this
+    __atomic_store_n(&chosen, table, __ATOMIC_RELEASE);
+    return true;
+}
+
+const char *lb_cpu_name(void) { return lb_kernels()->isa; }

@@ -1,0 +1,513 @@
+/*
+ * kernels_avx2.c — AVX2 (+FMA, F16C) dot products and activation quantizers.
+ * Compiled with -mavx2 -mfma -mf16c, called only when cpuid says the CPU has
+ * them (kernels.c), so nothing here may run before that check.
+ *
+ * What is SIMD here (everything else is NULL and falls back to the scalar
+ * reference in quants_*.c through lb_kernel_vec_dot / lb_kernel_from_float):
+ *   vec_dot:    F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ *               Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
+ *   from_float: Q8_0, Q8_1, Q8_K (bit-identical to the reference quantizers)
+ *
+ * How results relate to the scalar reference: the integer part of every dot
+ * product is computed exactly (per block for the 32-element types, per
+ * super-block for k-quants), so only the float accumulation order differs.
+ * The legacy types accumulate block results in 8 float lanes with FMA, as
+ * ggml does; the k-quants reduce each super-block's integers exactly and then
+ * do the same float operations as the scalar code.
+ *
+ * One limit shared with ggml: the signed 8-bit products use the
+ * sign/maddubs trick, which needs activation codes > -128. Our Q8
+ * quantizers never produce -128.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+
+#include "types.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "fp16.h"
+#include "quants.h"
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+static inline float fp16_to_f32(uint16_t h) { return _cvtsh_ss(h); } // exact, as lb_fp16_to_f32
+
+static inline float hsum_f32x8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int hsum_i32x8(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline float hmax_f32x8(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+// 16 bytes of nibbles -> 32 bytes: low nibbles first (elements 0-15), then
+// high nibbles (16-31), the order of the 32-element blocks.
+static inline __m256i unpack_nibbles_32(const uint8_t *p) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)p);
+    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+
+// 32 bits -> 32 bytes, 0xFF where the bit is set: byte k tests bit k.
+static inline __m256i expand_bits_32(uint32_t bits) {
+    // Byte k of the shuffle takes byte k/8 of `bits`, then tests bit k%8.
+    const __m256i pick = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick);
+    const __m256i mask = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
+}
+
+// 0xFF in each byte of v whose `bit` is set.
+static inline __m256i test_bit_bytes(__m256i v, int bit) {
+    const __m256i m = _mm256_set1_epi8((char)(1 << bit));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, m), m);
+}
+
+// Sums of 4 adjacent products of unsigned bytes u (<= 127 in practice:
+// maddubs saturates pairs above 32767) and signed bytes s: 8 int32.
+static inline __m256i dot_u8_i8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// The same for two signed operands: move x's sign onto y, then use |x|.
+static inline __m256i dot_i8_i8(__m256i x, __m256i y) {
+    return dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+// maddubs pairs p (16 int16, elements of two 16-element sub-blocks: lane 0
+// is the first) weighted by those sub-blocks' scales: 8 int32.
+static inline __m256i scale_pairs(__m256i p, int scale_lo, int scale_hi) {
+    const __m256i scales = _mm256_set_m128i(_mm_set1_epi16((short)scale_hi), _mm_set1_epi16((short)scale_lo));
+    return _mm256_madd_epi16(p, scales);
+}
+
+// ---------------------------------------------------------------------------
+// Float types: 4 accumulators hide the FMA latency; the tail is scalar.
+
+static float vec_dot_f32(int64_t n, const void *w, const void *a) {
+    const float *x = w, *y = a;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
+    }
+    for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc[0]);
+    float sum = hsum_f32x8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; i < n; i++) sum += x[i] * y[i];
+    return sum;
+}
+
+static inline __m256 load_f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+static inline __m256 load_bf16x8(const uint16_t *p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+
+static float vec_dot_f16(int64_t n, const void *w, const void *a) {
+    const uint16_t *x = w;
+    const float *y = a;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(load_f16x8(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
+    }
+    for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), acc[0]);
+    float sum = hsum_f32x8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; i < n; i++) sum += fp16_to_f32(x[i]) * y[i];
+    return sum;
+}
+
+static float vec_dot_bf16(int64_t n, const void *w, const void *a) {
+    const uint16_t *x = w;
+    const float *y = a;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(load_bf16x8(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
+    }
+    for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(load_bf16x8(x + i), _mm256_loadu_ps(y + i), acc[0]);
+    float sum = hsum_f32x8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; i < n; i++) sum += lb_f32_from_bits((uint32_t)x[i] << 16) * y[i];
+    return sum;
+}
+
+// ---------------------------------------------------------------------------
+// 32-element blocks: one exact int32x8 dot per block, scaled into 8 float lanes.
+
+static float vec_dot_q8_0(int64_t n, const void *w, const void *a) {
+    const block_q8_0 *x = w;
+    const block_q8_0 *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d));
+        const __m256i dot = dot_i8_i8(load256(x[i].qs), load256(y[i].qs));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc);
+    }
+    return hsum_f32x8(acc);
+}
+
+static float vec_dot_q4_0(int64_t n, const void *w, const void *a) {
+    const block_q4_0 *x = w;
+    const block_q8_0 *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d));
+        const __m256i q = _mm256_sub_epi8(unpack_nibbles_32(x[i].qs), _mm256_set1_epi8(8));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(q, load256(y[i].qs))), acc);
+    }
+    return hsum_f32x8(acc);
+}
+
+static float vec_dot_q4_1(int64_t n, const void *w, const void *a) {
+    const block_q4_1 *x = w;
+    const block_q8_1 *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f; // sum of m * s: the min term, once per block
+    for (int64_t i = 0; i < n / QK8_1; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d));
+        summs += fp16_to_f32(x[i].m) * fp16_to_f32(y[i].s);
+        const __m256i dot = dot_u8_i8(unpack_nibbles_32(x[i].qs), load256(y[i].qs));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc);
+    }
+    return hsum_f32x8(acc) + summs;
+}
+
+// The 5-bit codes of a q5 block, 0..31: nibbles plus bit 4 from qh.
+static inline __m256i unpack_q5(const uint8_t *qs, const uint8_t qh_bytes[4]) {
+    uint32_t qh;
+    memcpy(&qh, qh_bytes, sizeof qh);
+    const __m256i high = _mm256_and_si256(expand_bits_32(qh), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(unpack_nibbles_32(qs), high);
+}
+
+static float vec_dot_q5_0(int64_t n, const void *w, const void *a) {
+    const block_q5_0 *x = w;
+    const block_q8_0 *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d));
+        const __m256i q = _mm256_sub_epi8(unpack_q5(x[i].qs, x[i].qh), _mm256_set1_epi8(16));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(q, load256(y[i].qs))), acc);
+    }
+    return hsum_f32x8(acc);
+}
+
+static float vec_dot_q5_1(int64_t n, const void *w, const void *a) {
+    const block_q5_1 *x = w;
+    const block_q8_1 *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
+    for (int64_t i = 0; i < n / QK8_1; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d));
+        summs += fp16_to_f32(x[i].m) * fp16_to_f32(y[i].s);
+        const __m256i dot = dot_u8_i8(unpack_q5(x[i].qs, x[i].qh), load256(y[i].qs));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc);
+    }
+    return hsum_f32x8(acc) + summs;
+}
+
+// ---------------------------------------------------------------------------
+// k-quants against Q8_K. Codes are kept unsigned for maddubs; a constant
+// offset (q3_K: 4, q6_K: 32) is taken back out through the activation block
+// sums: sum(sc * (u - k) * y) = sum(sc * u * y) - k * sum(sc * bsum).
+
+static float vec_dot_q2_K(int64_t n, const void *w, const void *a) {
+    const block_q2_K *x = w;
+    const block_q8_K *y = a;
+    const __m256i mask2 = _mm256_set1_epi8(3);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const uint8_t *sc = x[i].scales;
+        __m256i acc = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            const __m256i q = load256(x[i].qs + 32 * half);
+            for (int s = 0; s < 4; s++) { // elements 128*half + 32*s .. +31
+                const __m256i codes = _mm256_and_si256(_mm256_srli_epi16(q, 2 * s), mask2);
+                const __m256i p = _mm256_maddubs_epi16(codes, load256(y[i].qs + 128 * half + 32 * s));
+                const int j = 8 * half + 2 * s;
+                acc = _mm256_add_epi32(acc, scale_pairs(p, sc[j] & 0xF, sc[j + 1] & 0xF));
+            }
+        }
+        int summs = 0;
+        for (int j = 0; j < QK_K / 16; j++) summs += y[i].bsums[j] * (sc[j] >> 4);
+        const int isum = hsum_i32x8(acc);
+        const float dall = y[i].d * fp16_to_f32(x[i].d);
+        const float dmin = y[i].d * fp16_to_f32(x[i].dmin);
+        sum += dall * (float)isum - dmin * (float)summs;
+    }
+    return sum;
+}
+
+static float vec_dot_q3_K(int64_t n, const void *w, const void *a) {
+    const block_q3_K *x = w;
+    const block_q8_K *y = a;
+    const __m256i mask2 = _mm256_set1_epi8(3);
+    const __m256i four = _mm256_set1_epi8(4);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int8_t sc[16];
+        lb_q3_K_scales(x[i].scales, sc);
+        const __m256i hmask = load256(x[i].hmask);
+        __m256i acc = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            const __m256i q = load256(x[i].qs + 32 * half);
+            for (int s = 0; s < 4; s++) {
+                // code + 4 in 0..7: two low bits, plus 4 where the hmask bit is set.
+                const __m256i low = _mm256_and_si256(_mm256_srli_epi16(q, 2 * s), mask2);
+                const __m256i high = _mm256_and_si256(test_bit_bytes(hmask, 4 * half + s), four);
+                const __m256i p = _mm256_maddubs_epi16(_mm256_or_si256(low, high),
+                                                       load256(y[i].qs + 128 * half + 32 * s));
+                const int j = 8 * half + 2 * s;
+                acc = _mm256_add_epi32(acc, scale_pairs(p, sc[j], sc[j + 1]));
+            }
+        }
+        int offset = 0;
+        for (int j = 0; j < QK_K / 16; j++) offset += sc[j] * y[i].bsums[j];
+        const int isum = hsum_i32x8(acc) - 4 * offset;
+        sum += fp16_to_f32(x[i].d) * y[i].d * (float)isum;
+    }
+    return sum;
+}
+
+// q4_K / q5_K: 8 sub-blocks of 32, each one 32-byte vector of codes.
+static inline __m256i scale_sub32(__m256i codes, const int8_t *yq, int scale) {
+    const __m256i p = _mm256_maddubs_epi16(codes, load256(yq));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16((short)scale));
+}
+
+static float vec_dot_q4_K(int64_t n, const void *w, const void *a) {
+    const block_q4_K *x = w;
+    const block_q8_K *y = a;
+    const __m256i mask4 = _mm256_set1_epi8(0x0F);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; j++) lb_get_scale_min_k4(j, x[i].scales, &sc[j], &m[j]);
+        __m256i acc = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) { // sub-blocks 2c (low nibbles) and 2c+1 (high)
+            const __m256i q = load256(x[i].qs + 32 * c);
+            const __m256i lo = _mm256_and_si256(q, mask4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask4);
+            acc = _mm256_add_epi32(acc, scale_sub32(lo, y[i].qs + 64 * c, sc[2 * c]));
+            acc = _mm256_add_epi32(acc, scale_sub32(hi, y[i].qs + 64 * c + 32, sc[2 * c + 1]));
+        }
+        int summs = 0;
+        for (int j = 0; j < 8; j++) summs += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        const int isum = hsum_i32x8(acc);
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float dmin = y[i].d * fp16_to_f32(x[i].dmin);
+        sum += d * (float)isum - dmin * (float)summs;
+    }
+    return sum;
+}
+
+static float vec_dot_q5_K(int64_t n, const void *w, const void *a) {
+    const block_q5_K *x = w;
+    const block_q8_K *y = a;
+    const __m256i mask4 = _mm256_set1_epi8(0x0F);
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; j++) lb_get_scale_min_k4(j, x[i].scales, &sc[j], &m[j]);
+        const __m256i qh = load256(x[i].qh); // bit j of qh[l]: fifth bit of sub-block j, element l
+        __m256i acc = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i q = load256(x[i].qs + 32 * c);
+            __m256i lo = _mm256_and_si256(q, mask4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask4);
+            lo = _mm256_or_si256(lo, _mm256_and_si256(test_bit_bytes(qh, 2 * c), bit4));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(test_bit_bytes(qh, 2 * c + 1), bit4));
+            acc = _mm256_add_epi32(acc, scale_sub32(lo, y[i].qs + 64 * c, sc[2 * c]));
+            acc = _mm256_add_epi32(acc, scale_sub32(hi, y[i].qs + 64 * c + 32, sc[2 * c + 1]));
+        }
+        int summs = 0;
+        for (int j = 0; j < 8; j++) summs += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        const int isum = hsum_i32x8(acc);
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float dmin = y[i].d * fp16_to_f32(x[i].dmin);
+        sum += d * (float)isum - dmin * (float)summs;
+    }
+    return sum;
+}
+
+static float vec_dot_q6_K(int64_t n, const void *w, const void *a) {
+    const block_q6_K *x = w;
+    const block_q8_K *y = a;
+    const __m256i mask4 = _mm256_set1_epi8(0x0F);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const int8_t *sc = x[i].scales;
+        __m256i acc = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            const __m256i ql0 = load256(x[i].ql + 64 * half);
+            const __m256i ql1 = load256(x[i].ql + 64 * half + 32);
+            const __m256i qh = load256(x[i].qh + 32 * half);
+            // code + 32 in 0..63 for the four 32-element quarters of this half
+            // (masks before the 16-bit shifts keep bits from crossing bytes).
+            __m256i codes[4];
+            codes[0] = _mm256_or_si256(_mm256_and_si256(ql0, mask4),
+                                       _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+            codes[1] = _mm256_or_si256(_mm256_and_si256(ql1, mask4),
+                                       _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
+            codes[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), mask4),
+                                       _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+            codes[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask4),
+                                       _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xC0)), 2));
+            for (int k = 0; k < 4; k++) {
+                const __m256i p = _mm256_maddubs_epi16(codes[k], load256(y[i].qs + 128 * half + 32 * k));
+                const int j = 8 * half + 2 * k;
+                acc = _mm256_add_epi32(acc, scale_pairs(p, sc[j], sc[j + 1]));
+            }
+        }
+        int offset = 0;
+        for (int j = 0; j < QK_K / 16; j++) offset += sc[j] * y[i].bsums[j];
+        const int isum = hsum_i32x8(acc) - 32 * offset;
+        sum += fp16_to_f32(x[i].d) * y[i].d * (float)isum;
+    }
+    return sum;
+}
+
+// ---------------------------------------------------------------------------
+// Activation quantizers, bit-identical to the references in quants_*.c.
+
+// roundf: round half away from zero. a - trunc(a) is exact in float, so the
+// comparison with 0.5 decides ties exactly as roundf does.
+static inline __m256 round_half_away(__m256 v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 a = _mm256_andnot_ps(sign, v);
+    const __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 up = _mm256_cmp_ps(_mm256_sub_ps(a, t), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m256 r = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_set1_ps(1.0f)));
+    return _mm256_or_ps(r, _mm256_and_ps(sign, v));
+}
+
+// Four int32x8 (elements 0-7, 8-15, 16-23, 24-31) -> 32 int8 in order. The
+// packs work within 128-bit lanes, so the dwords come out as 0,2,4,6,1,3,5,7.
+static inline __m256i pack_i32_to_i8(__m256i i0, __m256i i1, __m256i i2, __m256i i3) {
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// One 32-element q8 block: writes qs, returns the unrounded scale, and the
+// sum of the codes through *sum (for q8_1).
+static inline float quantize_q8_block(const float *x, int8_t *qs, int *sum) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+    }
+    const float d = hmax_f32x8(amax) / 127;
+    const __m256 id = _mm256_set1_ps(d ? 1.0f / d : 0.0f);
+    __m256i q[4];
+    for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], id)));
+    _mm256_storeu_si256((__m256i *)qs, pack_i32_to_i8(q[0], q[1], q[2], q[3]));
+    if (sum) *sum = hsum_i32x8(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    return d;
+}
+
+static void quantize_q8_0(const float *src, void *dst, int64_t n) {
+    block_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / QK8_0; i++) y[i].d = _cvtss_sh(quantize_q8_block(src + QK8_0 * i, y[i].qs, NULL), 0);
+}
+
+static void quantize_q8_1(const float *src, void *dst, int64_t n) {
+    block_q8_1 *y = dst;
+    for (int64_t i = 0; i < n / QK8_1; i++) {
+        int sum;
+        const float d = quantize_q8_block(src + QK8_1 * i, y[i].qs, &sum);
+        y[i].d = _cvtss_sh(d, 0);
+        y[i].s = _cvtss_sh((float)sum * d, 0);
+    }
+}
+
+static void quantize_q8_K(const float *src, void *dst, int64_t n) {
+    block_q8_K *y = dst;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / QK_K; i++, src += QK_K) {
+        __m256 amax8 = _mm256_setzero_ps();
+        for (int k = 0; k < QK_K; k += 8) amax8 = _mm256_max_ps(amax8, _mm256_andnot_ps(sign, _mm256_loadu_ps(src + k)));
+        const float amax = hmax_f32x8(amax8);
+        if (!amax) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        // The reference keeps the first element of largest magnitude, with its sign.
+        float max = 0.0f;
+        for (int j = 0; j < QK_K; j++) {
+            if (fabsf(src[j]) == amax) {
+                max = src[j];
+                break;
+            }
+        }
+        const float iscale = -127.0f / max;
+        const __m256 vscale = _mm256_set1_ps(iscale);
+        const __m256i top = _mm256_set1_epi32(127);
+        for (int k = 0; k < QK_K; k += 32) {
+            __m256i q[4];
+            // cvtps rounds to nearest even, which is what nearest_int does.
+            for (int t = 0; t < 4; t++)
+                q[t] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(src + k + 8 * t), vscale)), top);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + k), pack_i32_to_i8(q[0], q[1], q[2], q[3]));
+        }
+        for (int j = 0; j < QK_K / 16; j++) {
+            int sum = 0;
+            for (int l = 0; l < 16; l++) sum += y[i].qs[16 * j + l];
+            y[i].bsums[j] = (int16_t)sum;
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+const struct lb_kernels lb_kernels_avx2 = {
+    .isa = "avx2",
+    .vec_dot = {
+        [LB_TYPE_F32] = vec_dot_f32,
+        [LB_TYPE_F16] = vec_dot_f16,
+        [LB_TYPE_BF16] = vec_dot_bf16,
+        [LB_TYPE_Q4_0] = vec_dot_q4_0,
+        [LB_TYPE_Q4_1] = vec_dot_q4_1,
+        [LB_TYPE_Q5_0] = vec_dot_q5_0,
+        [LB_TYPE_Q5_1] = vec_dot_q5_1,
+        [LB_TYPE_Q8_0] = vec_dot_q8_0,
+        [LB_TYPE_Q2_K] = vec_dot_q2_K,
+        [LB_TYPE_Q3_K] = vec_dot_q3_K,
+        [LB_TYPE_Q4_K] = vec_dot_q4_K,
+        [LB_TYPE_Q5_K] = vec_dot_q5_K,
+        [LB_TYPE_Q6_K] = vec_dot_q6_K,
+    },
+    .from_float = {
+        [LB_TYPE_Q8_0] = quantize_q8_0,
+        [LB_TYPE_Q8_1] = quantize_q8_1,
+        [LB_TYPE_Q8_K] = quantize_q8_K,
+    },
+};
+
+#endif // x86

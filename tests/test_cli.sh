@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# test_cli.sh — the `lowbit` command line, as a user runs it, on the real
+# stories260K model in ../shared/models (skipped, exit 77, when it is absent).
+set -u
+LOWBIT=${LOWBIT:-./lowbit}
+M=${SHARED_MODELS:-../shared/models}
+pass=0 fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+check() { # check NAME COMMAND...: passes when COMMAND succeeds
+    local name=$1; shift
+    if "$@"; then pass=$((pass + 1)); echo "ok   $name"; else fail=$((fail + 1)); echo "FAIL $name"; fi
+}
+contains() { grep -qF -- "$2" "$1"; }
+status_is() { local want=$1; shift; "$@" >/dev/null 2>&1; [ $? -eq "$want" ]; }
+
+if [ ! -f "$M/stories260K.gguf" ]; then echo "skip: no $M/stories260K.gguf"; exit 77; fi
+
+# llama2.c's reference greedy text for stories260K (SOURCES.md).
+ref="Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.
+Lily's mom said,"
+
+"$LOWBIT" run -m "$M/stories260K.gguf" -p "" -n 72 --temp 0 >"$tmp/gguf.txt" 2>"$tmp/gguf.err"
+check "run: GGUF greedy text equals llama2.c's" python3 -c "import sys; assert open('$tmp/gguf.txt').read().startswith(sys.argv[1])" "$ref"
+check "run: statistics go to stderr" contains "$tmp/gguf.err" "tok/s"
+"$LOWBIT" run -m "$M/stories260K.bin" --tokenizer "$M/tok512.bin" -p "" -n 72 --temp 0 >"$tmp/bin.txt" 2>/dev/null
+check "run: llama2.c checkpoint gives the same text" cmp -s "$tmp/gguf.txt" "$tmp/bin.txt"
+for t in 1 2; do
+    "$LOWBIT" run -m "$M/stories260K.gguf" -p "" -n 72 --temp 0 -t $t >"$tmp/t$t.txt" 2>/dev/null
+done
+check "run: -t 1 and -t 2 agree" cmp -s "$tmp/t1.txt" "$tmp/t2.txt"
+"$LOWBIT" run -m "$M/stories260K.gguf" -p "" -n 72 --temp 0 --kv-type f32 >"$tmp/f32kv.txt" 2>/dev/null
+check "run: f32 KV cache gives the same greedy text" cmp -s "$tmp/gguf.txt" "$tmp/f32kv.txt"
+
+# JSON: one object on stdout, nothing streamed.
+"$LOWBIT" run -m "$M/stories260K.gguf" -p "Once upon a time" -n 20 --temp 0 --json >"$tmp/run.json" 2>/dev/null
+check "run --json: fields and counts" python3 - "$tmp/run.json" <<'EOF'
+import json, sys
+o = json.load(open(sys.argv[1]))
+for k in ("text", "ids", "prompt_tokens", "gen_tokens", "prefill_tps", "decode_tps", "load_s", "peak_rss_bytes"):
+    assert k in o, k
+assert o["gen_tokens"] == len(o["ids"]) == 20, o
+assert o["prompt_tokens"] == 5, o  # BOS + 4 pieces
+assert o["text"].startswith(", there was"), o["text"]
+assert o["decode_tps"] > 0 and o["prefill_tps"] > 0 and o["peak_rss_bytes"] > 1 << 20
+EOF
+
+# Sampling: the same seed gives the same text; another seed another text.
+for s in 7 7 8; do
+    "$LOWBIT" run -m "$M/stories260K.gguf" -p "Once" -n 40 --temp 1.0 --seed $s >>"$tmp/seed$s.txt" 2>/dev/null
+done
+check "run --seed: same seed, same output" python3 -c "
+import sys; a=open('$tmp/seed7.txt').read().split('\n'); assert a[0]==a[1] and a[0], a"
+check "run --seed: another seed, another output" bash -c "! cmp -s <(head -1 $tmp/seed7.txt) $tmp/seed8.txt"
+"$LOWBIT" run -m "$M/stories260K.gguf" -p "" -n 60 --temp 0 --stop "Lily" >"$tmp/stop.txt" 2>/dev/null
+check "run --stop: text ends before the stop string" python3 -c "
+t=open('$tmp/stop.txt').read(); assert t == 'Once upon a time, there was a little girl named \n', repr(t)"
+
+# tokenize
+"$LOWBIT" tokenize -m "$M/stories260K.gguf" -p "Once upon a time, there was a little girl named Lily." --json >"$tmp/tok.json"
+check "tokenize --json: ids as sentencepiece gives them, BOS first" python3 -c "
+import json; o=json.load(open('$tmp/tok.json'))
+assert o['ids']==[1,403,407,261,378,432,383,286,261,376,298,315,421,395,317,426], o
+assert len(o['pieces'])==len(o['ids']) and o['pieces'][1]=='▁Once', o"
+
+# info
+"$LOWBIT" info "$M/stories260K.gguf" >"$tmp/info.txt"
+check "info: architecture" contains "$tmp/info.txt" "architecture:    llama"
+check "info: GQA heads" contains "$tmp/info.txt" "heads:           8 (kv heads 4"
+check "info: tensor table" contains "$tmp/info.txt" "tensors (48):"
+check "info: bits per weight" contains "$tmp/info.txt" "32.000 bits per weight"
+
+# Finding the model without -m.
+mkdir -p "$tmp/xdg/lowbit/models"
+ln -s "$(cd "$M" && pwd)/stories260K.gguf" "$tmp/xdg/lowbit/models/a.gguf"
+check "run: newest .gguf in \$XDG_DATA_HOME/lowbit/models" bash -c \
+    "env -u LOWBIT_MODEL XDG_DATA_HOME=$tmp/xdg '$LOWBIT' run -p '' -n 5 --temp 0 2>/dev/null | grep -q 'Once upon'"
+check "run: \$LOWBIT_MODEL" bash -c \
+    "LOWBIT_MODEL='$M/stories260K.gguf' '$LOWBIT' run -p '' -n 5 --temp 0 2>/dev/null | grep -q 'Once upon'"
+env -u LOWBIT_MODEL XDG_DATA_HOME="$tmp/empty" "$LOWBIT" run -p hi >/dev/null 2>"$tmp/nomodel.err"
+check "run: no model found says how to get one" contains "$tmp/nomodel.err" "pass -m MODEL.gguf"
+
+# Errors: one line, non-zero status.
+check "run: missing prompt is a usage error (2)" status_is 2 "$LOWBIT" run -m "$M/stories260K.gguf"
+check "run: unknown option (2)" status_is 2 "$LOWBIT" run -m "$M/stories260K.gguf" -p x --bogus
+check "run: bad number (2)" status_is 2 "$LOWBIT" run -m "$M/stories260K.gguf" -p x --top-p 2
+check "run: missing file (1)" status_is 1 "$LOWBIT" run -m "$tmp/nope.gguf" -p x
+"$LOWBIT" run -m "$tmp/nope.gguf" -p x 2>"$tmp/missing.err"
+check "run: missing file message names it, one line" bash -c \
+    "grep -q 'nope.gguf: cannot open' '$tmp/missing.err' && [ \$(wc -l <'$tmp/missing.err') -eq 1 ]"
+head -c 5000 "$M/stories260K.gguf" >"$tmp/cut.gguf"
+"$LOWBIT" info "$tmp/cut.gguf" 2>"$tmp/cut.err"
+check "info: truncated GGUF is a one-line error naming the file" bash -c \
+    "grep -q 'cut.gguf' '$tmp/cut.err' && [ \$(wc -l <'$tmp/cut.err') -eq 1 ]"
+for c in run info tokenize; do
+    check "$c --help (0)" status_is 0 "$LOWBIT" $c --help
+done
+check "unknown command (2)" status_is 2 "$LOWBIT" frobnicate
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
