@@ -167,6 +167,9 @@ typedef struct lb_tensor_info {
 int lb_model_n_tensors(const lb_model *model);
 bool lb_model_tensor(const lb_model *model, int i, lb_tensor_info *info);
 size_t lb_model_weight_bytes(const lb_model *model);   // bytes of all tensors as loaded
+// Bytes of weights one decoded token reads: every layer matrix, the output
+// head, one embedding row and the norm vectors (the decode bandwidth bound).
+size_t lb_model_bytes_per_token(const lb_model *model);
 int64_t lb_model_n_params(const lb_model *model);
 
 // Metadata as key / printable value (arrays are summarised), for `info`.
@@ -196,7 +199,8 @@ int lb_tokenize(const lb_model *model, const char *text, int len, bool add_bos, 
                 int32_t *ids, int cap);
 // The text a token stands for when it follows `prev` (-1 at the start): byte
 // tokens become their byte, "▁" a space, the space after BOS is dropped.
-// Writes a NUL-terminated string; returns its length, or -(length needed).
+// Writes a NUL-terminated string; returns its length, or -(length + 1), the
+// buffer size needed, when cap is too small (buf is then "").
 int lb_token_decode(const lb_model *model, int32_t prev, int32_t token, char *buf, int cap);
 // The token's piece as stored in the vocabulary.
 const char *lb_token_piece(const lb_model *model, int32_t token);
@@ -271,6 +275,10 @@ void lb_sampler_probs(lb_sampler *s, const float *logits, float *probs);
 int32_t lb_sampler_sample(lb_sampler *s, const float *logits);
 // A uniform draw in [0,1) from the sampler's generator (for speculative decoding).
 double lb_sampler_uniform(lb_sampler *s);
+// Replace the penalty history by tokens[0..n), as lb_sampler_reset followed by
+// lb_sampler_accept of each would, but keeping the random generator where it
+// is (speculative decoding rewinds the history without replaying draws).
+void lb_sampler_set_history(lb_sampler *s, const int32_t *tokens, int n);
 
 int32_t lb_argmax(const float *x, int32_t n);
 
@@ -280,6 +288,351 @@ int32_t lb_argmax(const float *x, int32_t n);
 size_t lb_rss_bytes(void);       // resident set size now
 size_t lb_peak_rss_bytes(void);  // high-water mark
 double lb_time_s(void);          // monotonic seconds
+// Memory read bandwidth in bytes/s: n_threads streaming a buffer of `bytes`
+// (use well above the last-level cache, e.g. 1 GiB); best of 5. 0 on failure.
+double lb_read_bandwidth(int n_threads, size_t bytes);
+
+// ----------------------------------------------------------------------------
+// Quantization profiles and the quantizer. A profile (a YAML file, schema in
+// lowbit-profile(5)) names a method — a ggml type, or one of llama.cpp's file
+// types with its per-tensor rules (q4_k_m...) — plus overrides by tensor-name
+// glob, a fallback type for rows that do not fit, and the KV cache type.
+//
+//     lb_profile *p;
+//     lb_quantize_stats st;
+//     lb_quantize_params qp = {0};
+//     if (lb_profile_find(&p, "q4_k_m", &err) != LB_OK) ...
+//     qp.profile = p;
+//     if (lb_quantize_file("f32.gguf", "q4_k_m.gguf", &qp, &st, &err) != LB_OK) ...
+//     // st.tensors[i]: name, types, bytes, relative error
+//     lb_quantize_stats_free(&st);
+//     lb_profile_free(p);
+
+typedef struct lb_profile lb_profile;
+
+// Parse a profile file. Errors are LB_ERR_IO, or LB_ERR_FORMAT / LB_ERR_MISSING
+// with "FILE:LINE:COL: what (expected ...)" in err->msg.
+lb_status lb_profile_load(lb_profile **out, const char *path, lb_error *err);
+// By name: NAME.yaml (lower-cased) in $XDG_CONFIG_HOME/lowbit/profiles (else
+// ~/.config/lowbit/profiles), then the installed profiles directory, then the
+// source tree's profiles/. A name containing '/' or ending in ".yaml" is a path.
+lb_status lb_profile_find(lb_profile **out, const char *name_or_path, lb_error *err);
+void lb_profile_free(lb_profile *p);
+const char *lb_profile_name(const lb_profile *p);
+const char *lb_profile_description(const lb_profile *p); // "" when the file has none
+const char *lb_profile_path(const lb_profile *p);        // the file it was read from
+const char *lb_profile_method(const lb_profile *p);      // "q4_k_m"
+lb_type lb_profile_kv_type(const lb_profile *p);         // LB_TYPE_F16 (default) or LB_TYPE_F32
+int lb_profile_file_type(const lb_profile *p);           // llama.cpp's LLAMA_FTYPE, written as general.file_type
+
+typedef struct lb_quantize_params {
+    const lb_profile *profile;  // required
+    int32_t n_threads;          // 0: the machine's cores
+    bool allow_requantize;      // quantize tensors that are already quantized (decoded first); else an error
+    lb_progress_fn progress;    // after each tensor, with the fraction of elements done; false cancels
+    void *user;
+} lb_quantize_params;
+
+typedef struct lb_quantize_tensor {
+    char *name;
+    lb_type type_in, type_out;
+    const char *rule;           // why type_out: "copy" (not a weight matrix), "method", "mix", "override", "fallback"
+    bool fallback;              // rows did not fit the blocks of the type the rules chose
+    int n_dims;
+    int64_t ne[4];              // ne[0] is the row length
+    int64_t n_elements;
+    size_t bytes_in, bytes_out;
+    double rel_error;           // ‖W − Ŵ‖ / ‖W‖ over the tensor, W decoded from the input; 0 when copied
+} lb_quantize_tensor;
+
+typedef struct lb_quantize_stats {
+    int n_tensors;
+    lb_quantize_tensor *tensors; // n_tensors rows in file order, owned; release with lb_quantize_stats_free
+    int64_t n_elements;
+    size_t bytes_in, bytes_out;  // tensor data only
+    int n_fallback;
+    double seconds;
+} lb_quantize_stats;
+
+// Quantize GGUF file `in` into `out` (written atomically: a temporary file
+// beside it, then rename; `out` may be `in`). Every key/value is copied,
+// general.file_type and general.quantization_version are set. On failure
+// nothing is written and *stats is zeroed. The whole output is held in memory
+// until it is written.
+lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_params *params,
+                           lb_quantize_stats *stats, lb_error *err);
+void lb_quantize_stats_free(lb_quantize_stats *stats); // accepts a zeroed struct
+
+// As lb_model_requantize, with each matrix's type chosen by the profile (the
+// same choice lb_quantize_file makes). The profile may be freed afterwards.
+lb_status lb_model_requantize_profile(lb_model *model, const lb_profile *profile, lb_progress_fn progress,
+                                      void *user, lb_error *err);
+
+// ----------------------------------------------------------------------------
+// Speculative decoding: a cheap draft model proposes up to K tokens, the
+// target checks them all in one batched lb_forward, and the tokens that come
+// out follow exactly the distribution plain sampling with the target would
+// give (Leviathan et al. 2023, Chen et al. 2023). Greedy (temp <= 0) output is
+// token-identical to plain greedy decoding.
+//
+//     lb_speculative *spec;
+//     lb_speculative_new(&spec, target_ctx, draft_ctx, &sampling, NULL, &err);
+//     lb_speculative_feed(spec, prompt, n_prompt, &err);
+//     while (n_gen < n_predict) {
+//         int32_t toks[LB_SPECULATIVE_MAX_DRAFT + 1];
+//         int n;
+//         if (lb_speculative_step(spec, toks, n_predict - n_gen, &n, &err) != LB_OK) break;
+//         ... toks[0..n) are the next tokens (at least one) ...
+//     }
+//     lb_speculative_free(spec);
+//
+// The draft is any model with the target's vocabulary: a smaller model, or a
+// second lb_model opened from the target's file and re-quantized to a low-bit
+// type or profile (self-speculation).
+
+typedef struct lb_speculative lb_speculative;
+
+enum { LB_SPECULATIVE_MAX_DRAFT = 64 };
+
+// How drafted tokens are judged. Anything but EXACT breaks the output
+// distribution on purpose; those values exist only so that tests can show
+// that their distribution check notices a wrong rule.
+typedef enum lb_speculative_rule {
+    LB_SPECULATIVE_EXACT = 0,            // accept with min(1, p/q), else draw from max(0, p - q)
+    LB_SPECULATIVE_TEST_ACCEPT_ALL = 1,  // testing only: every drafted token is accepted
+    LB_SPECULATIVE_TEST_RESAMPLE_P = 2,  // testing only: a rejected token is replaced by a draw from p
+} lb_speculative_rule;
+
+typedef struct lb_speculative_params {
+    int32_t draft_max;   // most tokens drafted per step, 0..LB_SPECULATIVE_MAX_DRAFT (default 8)
+    bool adaptive;       // K starts at draft_max, +2 after a step whose K drafts were all
+                         // accepted, -1 (at least 1) after a rejection (default true)
+    float draft_min_p;   // stop drafting before a token the draft gives less than this
+                         // probability (softmax of its logits at temperature 1); 0: off (default)
+    lb_speculative_rule rule; // LB_SPECULATIVE_EXACT except in tests
+} lb_speculative_params;
+
+typedef struct lb_speculative_stats {
+    int64_t n_steps;     // verification passes of the target
+    int64_t n_drafted;   // tokens the draft proposed
+    int64_t n_accepted;  // drafted tokens the target accepted
+    int64_t n_generated; // tokens produced: the accepted ones plus one from the target per step
+    double draft_s;      // seconds in the draft's forward passes
+    double target_s;     // seconds in the target's verification passes
+    double step_s;       // seconds in lb_speculative_step in all (forwards, sampling, rollback)
+    int32_t draft_k;     // the K the next step will draft (adaptive)
+} lb_speculative_stats;
+
+lb_speculative_params lb_speculative_default_params(void);
+
+// Pair a target context with a draft context (two contexts, possibly of one
+// model). Checks that the models have the same vocabulary: the same size and
+// the same piece for every token (LB_ERR_ARG naming the first token that
+// differs). `sampling` (NULL: lb_sampler_default_params()) configures the
+// target's sampler and an identical one for the draft; the draft's seed is
+// derived from sampling->seed so that the two draw independent numbers.
+// The contexts stay owned by the caller and must outlive the object; their
+// caches are emptied on success and belong to it until it is freed.
+lb_status lb_speculative_new(lb_speculative **out, lb_context *target, lb_context *draft,
+                             const lb_sampler_params *sampling, const lb_speculative_params *params,
+                             lb_error *err);
+void lb_speculative_free(lb_speculative *spec);
+
+// Append tokens to the history (the prompt, or the next turn of a chat) and
+// evaluate them in both models; the penalties see them too. On failure the
+// history and both caches are as they were.
+lb_status lb_speculative_feed(lb_speculative *spec, const int32_t *tokens, int n, lb_error *err);
+// One round: draft up to K tokens (never more than cap - 1), verify them with
+// one target forward, keep the accepted ones and add one token drawn from the
+// target. `cap` is how many tokens the caller still wants; out must hold
+// min(cap, draft_max + 1). Writes the tokens to out, their count to *n_out,
+// and appends them to the history; caches and samplers are rolled back to the
+// last accepted token. Nothing is allocated. LB_ERR_ARG when the history is
+// empty, cap < 1 or the target's context is full. On failure *n_out is 0 and
+// the history is as it was.
+lb_status lb_speculative_step(lb_speculative *spec, int32_t *out, int cap, int *n_out, lb_error *err);
+// Forget the history from n_keep on (a chat branch, or tokens generated past
+// an end-of-generation token). n_keep > lb_speculative_n_past is an error.
+lb_status lb_speculative_truncate(lb_speculative *spec, int32_t n_keep, lb_error *err);
+int32_t lb_speculative_n_past(const lb_speculative *spec); // tokens in the history
+lb_speculative_stats lb_speculative_get_stats(const lb_speculative *spec);
+
+// ----------------------------------------------------------------------------
+// Chat: prompt templates, sessions, and a conversation over one context with
+// the statistics the chat panel shows (`lowbit chat`, issue 5).
+//
+//     lb_chat *chat;
+//     lb_chat_new(&chat, model, NULL, &err);
+//     lb_chat_message msgs[] = {{"system", "Be brief."}, {"user", "Hello"}};
+//     int dropped;
+//     lb_chat_begin(chat, LB_CHAT_CHATML, msgs, 2, &sampling, &dropped, &err);
+//     char piece[256];
+//     bool done = false;
+//     while (!done && lb_chat_step(chat, piece, sizeof piece, &done, &err) == LB_OK)
+//         fputs(piece, stdout);
+//     lb_chat_end(chat);
+//     // next turn: msgs + {"assistant", reply} + {"user", ...}; only the new
+//     // tokens are evaluated, the cached prefix is kept.
+//     lb_chat_free(chat);
+
+// --- templates (chat_template.c)
+
+typedef enum lb_chat_template {
+    LB_CHAT_RAW = 0,    // texts one after another (base models)
+    LB_CHAT_LLAMA2,     // [INST] ... [/INST], <<SYS>>
+    LB_CHAT_LLAMA3,     // <|start_header_id|>role<|end_header_id|>
+    LB_CHAT_CHATML,     // <|im_start|>role
+    LB_CHAT_ZEPHYR,     // <|user|> ... </s> (TinyLlama-chat)
+    LB_CHAT_MISTRAL,    // [INST] without <<SYS>>, system prompt in the first turn
+    LB_CHAT_GEMMA,      // <start_of_turn>user / model
+    LB_CHAT_PHI3,       // <|user|> ... <|end|>
+    LB_CHAT_ALPACA,     // ### Instruction: / ### Response:
+    LB_CHAT_TEMPLATE_COUNT,
+} lb_chat_template;
+
+typedef struct lb_chat_message {
+    const char *role;    // "system" (first only), "user" or "assistant"
+    const char *content; // UTF-8
+} lb_chat_message;
+
+const char *lb_chat_template_name(lb_chat_template t); // "chatml"; NULL out of range
+int lb_chat_template_from_name(const char *name);      // case-insensitive; -1 when unknown
+// The family of a Jinja chat template, by the substrings that identify it (as
+// llama.cpp's llm_chat_detect_template); -1 when none matches.
+int lb_chat_template_detect(const char *jinja);
+// The family of the model's tokenizer.chat_template; -1 when absent or unknown.
+int lb_model_chat_template(const lb_model *model);
+// End-of-turn text a model may write as plain text ("<|im_end|>"); NULL: none.
+const char *lb_chat_template_stop(lb_chat_template t);
+// Write the prompt for msgs exactly as the family's reference Jinja template
+// renders it (with add_generation_prompt = add_assistant), bos and eos being
+// the tokenizer's BOS/EOS texts. snprintf semantics: returns the full length,
+// writes at most cap - 1 bytes and a NUL.
+size_t lb_chat_render(lb_chat_template t, const lb_chat_message *msgs, int n, bool add_assistant, const char *bos,
+                      const char *eos, char *buf, size_t cap);
+
+// --- sessions (session.c): a conversation and its settings, saved as text
+// (format in lowbit(1), FILES). Every string is owned by the session and
+// replaced only through the setters; a setter returns false when out of
+// memory, leaving the old value.
+
+typedef struct lb_session {
+    char *name;
+    char *system;            // "" : no system prompt
+    char *template_name;     // "" : the model's own
+    char *profile;           // "" : the weights as loaded
+    lb_sampler_params sampling;
+    bool seed_random;        // draw a seed per turn instead of sampling.seed
+    lb_chat_message *msgs;   // n_msgs user/assistant messages, alternating
+    int n_msgs, cap_msgs;
+} lb_session;
+
+lb_session *lb_session_new(const char *name); // NULL when out of memory
+void lb_session_free(lb_session *s);
+bool lb_session_set_name(lb_session *s, const char *name);
+bool lb_session_set_system(lb_session *s, const char *system);
+bool lb_session_set_template(lb_session *s, const char *template_name);
+bool lb_session_set_profile(lb_session *s, const char *profile);
+bool lb_session_add(lb_session *s, const char *role, const char *content);
+bool lb_session_append(lb_session *s, const char *text, size_t n); // to the last message
+void lb_session_remove(lb_session *s, int first, int n);           // messages [first, first + n)
+void lb_session_clear(lb_session *s);                              // every message
+// Write atomically: PATH.tmp, fsync, rename, fsync of the directory. On
+// failure PATH is untouched.
+lb_status lb_session_save(const lb_session *s, const char *path, lb_error *err);
+// LB_ERR_FORMAT naming the line for a damaged or truncated file; *out is NULL then.
+lb_status lb_session_load(lb_session **out, const char *path, lb_error *err);
+
+// --- the conversation (chat.c)
+
+typedef struct lb_chat lb_chat;
+
+typedef struct lb_chat_params {
+    int32_t n_ctx;       // 0: the model's trained length, capped at 4096
+    int32_t n_threads;   // 0: the machine's cores
+    lb_type kv_type;     // LB_TYPE_F16 (default) or LB_TYPE_F32
+    int32_t n_predict;   // most tokens per reply (default 512)
+    int32_t kld_every;   // measure the live KL divergence every N generated tokens; 0: off (default 16)
+} lb_chat_params;
+
+enum { LB_STATS_HISTORY = 32 };
+
+typedef struct lb_stats_side {   // one side of a profile switch
+    char profile[32];
+    double bpw;
+    size_t weight_bytes, rss_bytes;
+    double decode_tps;           // 0: no reply yet with these weights
+    double weight_error;
+} lb_stats_side;
+
+// A snapshot for display: everything the chat panel shows, computed here.
+typedef struct lb_stats {
+    size_t rss_bytes, peak_rss_bytes;
+    size_t weight_bytes;          // weights as now in use
+    size_t kv_bytes_used, kv_bytes_allocated;
+    int32_t n_ctx_used, n_ctx;
+    double prefill_tps, decode_tps; // the last (or current) reply
+    float decode_history[LB_STATS_HISTORY]; // decode tok/s of past replies, oldest first
+    int n_history;
+    char profile[32];             // active profile or type name
+    double bpw;                   // bits per weight of the matrices in use
+    double weight_error;          // mean over matrices of ‖W−Ŵ‖/‖W‖ against the source, when applied
+    double kld, top1;             // live: mean KL(source ‖ active) in nats and top-1 agreement; < 0: no sample yet
+    int32_t kld_samples, kld_every;
+    double kld_cost_ms;           // time one sample took on the background thread
+    double spec_accept;           // speculative acceptance rate; < 0: no draft
+    bool generating;
+    int32_t reply_tokens;
+    bool switching;               // a re-quantization runs in the background
+    float switch_progress;        // 0..1
+    char switch_to[32];
+    bool have_switch;             // `before` and `after` describe the last switch
+    lb_stats_side before, after;
+    uint32_t event_seq;           // incremented with each new `event`
+    char event[192];              // "switched to q8_0 in 0.4 s", "dropped 2 oldest messages"
+} lb_stats;
+
+lb_chat_params lb_chat_default_params(void);
+// A context on `model`, which must outlive the chat. The chat may re-quantize
+// the model (lb_chat_switch), so nothing else should use it meanwhile.
+lb_status lb_chat_new(lb_chat **out, lb_model *model, const lb_chat_params *params, lb_error *err);
+void lb_chat_free(lb_chat *chat); // waits for its background threads
+
+// Start a reply to msgs (system first if any, then user/assistant alternating,
+// ending with user). The cached tokens shared with the rendered prompt are
+// kept and only the rest is evaluated. When the prompt and a reply do not fit
+// the context, the oldest user/assistant pairs after the system prompt are
+// left out: *n_dropped (may be NULL) says how many messages, counted from the
+// first after the system prompt. LB_ERR_ARG when even the last message alone
+// does not fit.
+lb_status lb_chat_begin(lb_chat *chat, lb_chat_template t, const lb_chat_message *msgs, int n,
+                        const lb_sampler_params *sampling, int *n_dropped, lb_error *err);
+// Generate the next token of the reply and write the text it adds (may be ""
+// while a possible end-of-turn text is held back). *done becomes true at an
+// end-of-generation token, the template's end-of-turn text, n_predict tokens
+// or a full context. Callable from one thread while another reads stats.
+lb_status lb_chat_step(lb_chat *chat, char *piece, size_t cap, bool *done, lb_error *err);
+void lb_chat_end(lb_chat *chat);    // the reply is over (finished or stopped); records its speed
+void lb_chat_reset(lb_chat *chat);  // forget the cached conversation
+
+// Re-quantize the model to a profile (lb_profile_find) or, failing that, a
+// tensor type name ("q8_0"), on a background thread; replies keep using the
+// old weights until the new ones are ready, then the cache is recomputed with
+// them. LB_ERR_ARG when a switch is already running or the name is unknown.
+// Progress and the before/after figures are in the stats.
+lb_status lb_chat_switch(lb_chat *chat, const char *profile, lb_error *err);
+bool lb_chat_switching(lb_chat *chat);
+void lb_chat_stats(lb_chat *chat, lb_stats *out);
+
+// Profiles the picker offers, with estimates for this model. `no_gain` marks
+// a precision at or above the source's, which costs memory and gains nothing.
+typedef struct lb_profile_choice {
+    char name[32];
+    double bpw;          // of the matrices after the switch (rows that do not fit keep their type)
+    size_t weight_bytes; // estimated
+    bool no_gain;
+} lb_profile_choice;
+int lb_chat_profiles(const lb_model *model, lb_profile_choice *out, int cap);
 
 #ifdef __cplusplus
 }
