@@ -13,10 +13,15 @@
  */
 #include "threadpool.h"
 
+#include "internal.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+
+// Index field of a claim word that no task count reaches: nothing can be claimed.
+#define CLAIM_CLOSED 0xffffffffu
 
 struct lb_threadpool {
     int n_threads;              // including the caller
@@ -119,16 +124,25 @@ int threadpool_size(const struct lb_threadpool *p) { return p ? p->n_threads : 1
 
 void threadpool_run(struct lb_threadpool *p, lb_task_fn fn, void *arg, int64_t n) {
     if (n <= 0) return;
+    if (LB_NEVER(n >= CLAIM_CLOSED)) { // callers pass chunks; a count this large is a bug upstream
+        for (int64_t i = 0; i < n; i++) fn(arg, i);
+        return;
+    }
     if (!p || p->n_threads == 1 || n == 1) {
         for (int64_t i = 0; i < n; i++) fn(arg, i);
         return;
     }
     pthread_mutex_lock(&p->lock);
+    // Close the claim word first. A worker still looping on the previous
+    // dispatch may have loaded the old word and then read the new n_tasks;
+    // its compare-and-swap must fail, so the word changes before n_tasks does.
+    // (Without this, such a worker ran one task too many and `done` overshot.)
+    unsigned gen = atomic_load(&p->generation) + 1;
+    atomic_store(&p->claim, (uint64_t)gen << 32 | CLAIM_CLOSED);
     p->fn = fn;
     p->arg = arg;
     p->n_tasks = n;
     atomic_store(&p->done, 0);
-    unsigned gen = atomic_load(&p->generation) + 1;
     atomic_store_explicit(&p->claim, (uint64_t)gen << 32, memory_order_release);
     atomic_store_explicit(&p->generation, gen, memory_order_release);
     pthread_cond_broadcast(&p->work_ready);
