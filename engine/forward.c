@@ -80,26 +80,14 @@ struct attention_task {
     int n;         // tokens in the chunk
 };
 
-static float kv_dot(const struct lb_context *c, const float *q, const void *krow, int n) {
-    float s = 0.0f;
-    if (c->kv_type == LB_TYPE_F16) {
-        const lb_fp16 *k = krow;
-        for (int i = 0; i < n; i++) s += q[i] * lb_fp16_to_f32(k[i]);
-    } else {
-        const float *k = krow;
-        for (int i = 0; i < n; i++) s += q[i] * k[i];
-    }
-    return s;
-}
-
-static void kv_axpy(const struct lb_context *c, float *out, float a, const void *vrow, int n) {
-    if (c->kv_type == LB_TYPE_F16) {
-        const lb_fp16 *v = vrow;
-        for (int i = 0; i < n; i++) out[i] += a * lb_fp16_to_f32(v[i]);
-    } else {
-        const float *v = vrow;
-        for (int i = 0; i < n; i++) out[i] += a * v[i];
-    }
+// Keys and values are read through the chosen ISA's kernels: a key row is a
+// dot product (F16 row × f32 query), a value row is converted to f32 once and
+// accumulated, so an F16 cache costs no scalar conversions.
+static void kv_row_to_float(const struct lb_context *c, const void *row, float *out, int n) {
+    if (c->kv_type == LB_TYPE_F16)
+        lb_kernel_to_float(LB_TYPE_F16)(row, out, n);
+    else
+        memcpy(out, row, (size_t)n * sizeof(float));
 }
 
 // One query head for every token of the chunk: causal softmax(q·kᵀ/√d)·v over
@@ -112,14 +100,16 @@ static void attention_head(void *arg, int64_t h) {
     const int kv_head = (int)h / (hp->n_head / hp->n_head_kv);
     const size_t kv_off = (size_t)kv_head * hd * (c->kv_type == LB_TYPE_F16 ? 2 : 4);
     const float scale = 1.0f / sqrtf((float)hd);
+    const lb_vec_dot_fn key_dot = lb_kernel_vec_dot(c->kv_type);
     float *scores = c->scores + (size_t)h * c->n_ctx;
+    float vrow[LB_MAX_HEAD_DIM];
 
     for (int t = 0; t < a->n; t++) {
         const float *q = c->q + (size_t)t * dq + (size_t)h * hd;
         const int32_t last = a->pos + t;
         float max = -INFINITY;
         for (int32_t p = 0; p <= last; p++) {
-            scores[p] = kv_dot(c, q, (const char *)kv_key_row(c, a->layer, p) + kv_off, hd) * scale;
+            scores[p] = key_dot(hd, (const char *)kv_key_row(c, a->layer, p) + kv_off, q) * scale;
             if (scores[p] > max) max = scores[p];
         }
         float sum = 0.0f;
@@ -129,8 +119,12 @@ static void attention_head(void *arg, int64_t h) {
         }
         float *out = c->att + (size_t)t * dq + (size_t)h * hd;
         memset(out, 0, (size_t)hd * sizeof(float));
-        for (int32_t p = 0; p <= last; p++)
-            kv_axpy(c, out, scores[p] / sum, (const char *)kv_value_row(c, a->layer, p) + kv_off, hd);
+        const float inv_sum = 1.0f / sum;
+        for (int32_t p = 0; p <= last; p++) {
+            kv_row_to_float(c, (const char *)kv_value_row(c, a->layer, p) + kv_off, vrow, hd);
+            const float w = scores[p] * inv_sum;
+            for (int i = 0; i < hd; i++) out[i] += w * vrow[i];
+        }
     }
 }
 

@@ -486,6 +486,27 @@ static void quantize_q8_K(const float *src, void *dst, int64_t n) {
 
 // ---------------------------------------------------------------------------
 
+// --- row conversions -------------------------------------------------------------
+// F16 → F32 with F16C (exact: every half is a float), BF16 → F32 by a shift.
+
+static void to_float_f16(const void *src, float *dst, int64_t n) {
+    const uint16_t *x = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    for (; i < n; i++) dst[i] = lb_fp16_to_f32(x[i]);
+}
+
+static void to_float_bf16(const void *src, float *dst, int64_t n) {
+    const uint16_t *x = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + i)));
+        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+    }
+    for (; i < n; i++) dst[i] = lb_bf16_to_f32(x[i]);
+}
+
 const struct lb_kernels lb_kernels_avx2 = {
     .isa = "avx2",
     .vec_dot = {
@@ -507,6 +528,10 @@ const struct lb_kernels lb_kernels_avx2 = {
         [LB_TYPE_Q8_0] = quantize_q8_0,
         [LB_TYPE_Q8_1] = quantize_q8_1,
         [LB_TYPE_Q8_K] = quantize_q8_K,
+    },
+    .to_float = {
+        [LB_TYPE_F16] = to_float_f16,
+        [LB_TYPE_BF16] = to_float_bf16,
     },
 };
 

@@ -93,6 +93,7 @@ lb_status model_load_llama2c(struct lb_model *m, const char *path, const char *t
     const int64_t vocab = h[5] > 0 ? h[5] : -(int64_t)h[5];
     if (dim <= 0 || hidden <= 0 || n_layers <= 0 || n_heads <= 0 || n_kv_heads <= 0 || vocab <= 0 ||
         seq_len <= 0 || dim % n_heads != 0 || n_heads % n_kv_heads != 0 || (dim / n_heads) % 2 != 0 ||
+        dim / n_heads > LB_MAX_HEAD_DIM ||
         vocab > INT32_MAX)
         return lb_fail(err, LB_ERR_FORMAT,
                        "%s: header (dim %d, hidden %d, layers %d, heads %d, kv_heads %d, vocab %d, seq_len %d) is "

@@ -59,6 +59,12 @@ static void rows_chunk(void *arg, int64_t chunk) {
     const int64_t r1 = r0 + ROWS_PER_CHUNK < t->w->rows ? r0 + ROWS_PER_CHUNK : t->w->rows;
     for (int64_t r = r0; r < r1; r++) {
         const char *wr = (const char *)t->w->data + (size_t)r * t->w_row_bytes;
+        // Decode is bound by how many cache misses are in flight. Hardware
+        // prefetchers stop at 4 KiB pages, and a row is often exactly one page
+        // (2048 F16 weights), so each row would start cold: request the next
+        // row while this one is being multiplied.
+        if (r + 1 < t->w->rows)
+            for (size_t off = 0; off < t->w_row_bytes; off += 64) __builtin_prefetch(wr + t->w_row_bytes + off, 0, 0);
         for (int i = 0; i < t->n; i++)
             t->y[(size_t)i * t->w->rows + r] = t->dot(t->w->cols, wr, t->act + (size_t)i * t->act_row_bytes);
     }
@@ -109,8 +115,8 @@ struct dequant_task {
 static void dequant_chunk(void *arg, int64_t chunk) {
     const struct dequant_task *d = arg;
     const int64_t r = d->r0 + chunk;
-    lb_type_traits[d->w->type].to_float((const char *)d->w->data + (size_t)r * d->w_row_bytes,
-                                        d->out + (size_t)chunk * d->w->cols, d->w->cols);
+    lb_kernel_to_float(d->w->type)((const char *)d->w->data + (size_t)r * d->w_row_bytes,
+                                   d->out + (size_t)chunk * d->w->cols, d->w->cols);
 }
 
 static lb_status matmul_sgemm(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w,
@@ -139,6 +145,8 @@ static lb_status matmul_sgemm(struct lb_threadpool *pool, struct lb_matmul_scrat
 lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w, const float *x,
                  float *y, int n, lb_error *err) {
     const bool is_float = w->type == LB_TYPE_F32 || w->type == LB_TYPE_F16 || w->type == LB_TYPE_BF16;
+    // Measured on a 512-wide F16 model: sgemm on converted tiles wins from 16
+    // tokens on (2.1x at 32), ties at 8; below 4 the dot products win.
     if (is_float && n >= SGEMM_MIN_BATCH) return matmul_sgemm(pool, s, w, x, y, n, err);
     return matmul_rows(pool, s, w, x, y, n, err);
 }

@@ -13,6 +13,9 @@
 struct gguf_file;
 struct lb_tokenizer;
 
+// Largest head dimension the attention code keeps on the stack (LLaMA: 128).
+#define LB_MAX_HEAD_DIM 512
+
 // A weight matrix of `rows` rows of `cols` elements (GGUF ne[0] = cols).
 // y = W·x computes one output per row.
 struct lb_weight {

@@ -42,6 +42,7 @@ struct lb_kernels {
     const char *isa;
     lb_vec_dot_fn vec_dot[LB_TYPE_COUNT];
     lb_from_float_fn from_float[LB_TYPE_COUNT]; // activation quantizers (Q8_0, Q8_1, Q8_K)
+    lb_to_float_fn to_float[LB_TYPE_COUNT];     // row conversions on hot paths (F16 KV cache, F16 GEMM tiles)
 };
 const struct lb_kernels *lb_kernels(void);
 
@@ -55,6 +56,12 @@ extern const struct lb_kernels lb_kernels_scalar;
 static inline lb_vec_dot_fn lb_kernel_vec_dot(lb_type t) {
     lb_vec_dot_fn fn = lb_kernels()->vec_dot[t];
     return fn ? fn : lb_type_traits[t].vec_dot;
+}
+// The chosen ISA's conversion of a row of type t to float, falling back to
+// the traits table.
+static inline lb_to_float_fn lb_kernel_to_float(lb_type t) {
+    lb_to_float_fn fn = lb_kernels()->to_float[t];
+    return fn ? fn : lb_type_traits[t].to_float;
 }
 // The chosen ISA's quantizer for activations of type t (Q8_0, Q8_1, Q8_K),
 // falling back to the reference quantizer.
