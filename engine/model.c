@@ -7,6 +7,7 @@
 
 #include "gguf.h"
 #include "internal.h"
+#include "profile.h"
 #include "tokenizer.h"
 #include "types.h"
 
@@ -126,6 +127,9 @@ static lb_status read_hparams(struct gguf_loader *L, lb_error *err) {
         return lb_fail(err, LB_ERR_FORMAT, "%s: %s.attention.head_count %d is not a multiple of head_count_kv %d",
                        L->file, hp->arch, hp->n_head, hp->n_head_kv);
     hp->head_dim = hp->n_embd / hp->n_head;
+    if (hp->head_dim > LB_MAX_HEAD_DIM)
+        return lb_fail(err, LB_ERR_UNSUPPORTED, "%s: head dimension %d (embedding/heads) exceeds %d", L->file,
+                       hp->head_dim, LB_MAX_HEAD_DIM);
     int32_t key_len;
     if ((st = get_int(L, "attention.key_length", hp->head_dim, 1, 1 << 16, &key_len, err))) return st;
     if (key_len != hp->head_dim)
@@ -391,6 +395,15 @@ size_t lb_model_weight_bytes(const lb_model *m) {
     return n;
 }
 
+size_t lb_model_bytes_per_token(const lb_model *m) {
+    size_t n = weight_bytes(&m->output) + lb_type_row_bytes(m->tok_embd.type, m->tok_embd.cols);
+    for (int i = 0; i < m->hp.n_layer; i++)
+        for (int k = 0; k < LAYER_WEIGHTS; k++) n += weight_bytes(layer_weight(&m->layers[i], k));
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].n_dims == 1) n += m->tensors[i].nbytes;
+    return n;
+}
+
 lb_type lb_model_weight_type(const lb_model *m) {
     // The type holding the most parameters of layer matrices.
     int64_t params[LB_TYPE_COUNT] = {0};
@@ -453,12 +466,21 @@ static int requant_targets(struct lb_model *m, const struct lb_weight **src, str
     return n;
 }
 
-lb_status lb_model_requantize(lb_model *m, lb_type type, lb_progress_fn progress, void *user, lb_error *err) {
+// Re-quantize every matrix to `type`, or, when `profile` is given, to the
+// type the profile gives it (as lb_quantize_file would).
+static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *profile, lb_progress_fn progress,
+                            void *user, lb_error *err) {
     const struct lb_type_traits *tr = lb_traits(type);
     // Q8_1 and Q8_K only exist as activation formats: no weight kernels take them.
-    if (!tr || !tr->from_float_ref || !tr->vec_dot || type == LB_TYPE_Q8_1 || type == LB_TYPE_Q8_K)
+    if (!profile && (!tr || !tr->from_float_ref || !tr->vec_dot || type == LB_TYPE_Q8_1 || type == LB_TYPE_Q8_K))
         return lb_fail(err, LB_ERR_UNSUPPORTED, "requantize: type %s cannot hold weights",
                        tr ? tr->name : "(unknown)");
+    const struct lb_quant_model qm = {
+        .n_layer = m->hp.n_layer,
+        .n_gqa = m->hp.n_head / m->hp.n_head_kv,
+        .tied = m->hp.tied_output,
+        .is_70b = !strcmp(m->hp.arch, "llama") && m->hp.n_layer == 80,
+    };
     int cap = 2 + LAYER_WEIGHTS * m->hp.n_layer;
     const struct lb_weight **src = malloc((size_t)cap * sizeof *src);
     struct lb_weight **dst = malloc((size_t)cap * sizeof *dst);
@@ -477,7 +499,13 @@ lb_status lb_model_requantize(lb_model *m, lb_type type, lb_progress_fn progress
     int64_t max_cols = 0;
     for (int i = 0; i < n; i++) {
         next[i] = *src[i];
-        if (src[i]->cols % tr->block_size == 0) next[i].type = type;
+        if (profile) {
+            enum lb_quant_rule rule;
+            next[i].type = lb_quant_tensor_type(profile, &qm, src[i]->name ? src[i]->name : "", 2, src[i]->cols,
+                                                src[i]->type, &rule);
+        } else if (src[i]->cols % tr->block_size == 0) {
+            next[i].type = type;
+        }
         total += (size_t)next[i].rows * lb_type_row_bytes(next[i].type, next[i].cols);
         if (src[i]->cols > max_cols) max_cols = src[i]->cols;
     }
@@ -522,4 +550,14 @@ done:
     free(dst);
     free(next);
     return st;
+}
+
+lb_status lb_model_requantize(lb_model *m, lb_type type, lb_progress_fn progress, void *user, lb_error *err) {
+    return requantize(m, type, NULL, progress, user, err);
+}
+
+lb_status lb_model_requantize_profile(lb_model *m, const lb_profile *profile, lb_progress_fn progress, void *user,
+                                      lb_error *err) {
+    if (!profile) return lb_fail(err, LB_ERR_ARG, "requantize: no profile given");
+    return requantize(m, LB_TYPE_COUNT, profile, progress, user, err);
 }
