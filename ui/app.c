@@ -1,0 +1,506 @@
+/*
+ * app.c — model, sessions on disk, and the generating thread (see app.h).
+ */
+#include "app.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+// --- notices ---------------------------------------------------------------------
+
+void app_notice(struct app *a, const char *fmt, ...) {
+    if (a->n_notices == (int)(sizeof a->notices / sizeof a->notices[0])) {
+        memmove(a->notices[0], a->notices[1], sizeof a->notices - sizeof a->notices[0]);
+        a->n_notices--;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->notices[a->n_notices++], APP_NOTICE_MAX, fmt, ap);
+    va_end(ap);
+}
+
+bool app_take_notice(struct app *a, char *buf, size_t cap) {
+    if (a->n_notices == 0) return false;
+    snprintf(buf, cap, "%s", a->notices[0]);
+    memmove(a->notices[0], a->notices[1], sizeof a->notices - sizeof a->notices[0]);
+    a->n_notices--;
+    return true;
+}
+
+// --- the sessions directory --------------------------------------------------------
+
+static bool mkdirs(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST) return false;
+            *p = '/';
+        }
+    return mkdir(buf, 0700) == 0 || errno == EEXIST;
+}
+
+static char *sessions_dir(const char *given) {
+    char buf[4096];
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (given) snprintf(buf, sizeof buf, "%s", given);
+    else if (xdg && *xdg) snprintf(buf, sizeof buf, "%s/lowbit/sessions", xdg);
+    else snprintf(buf, sizeof buf, "%s/.local/share/lowbit/sessions", home ? home : ".");
+    return strdup(buf);
+}
+
+struct entry {
+    char *path;
+    time_t mtime;
+};
+
+static int by_mtime(const void *x, const void *y) {
+    const struct entry *a = x, *b = y;
+    if (a->mtime != b->mtime) return a->mtime < b->mtime ? -1 : 1;
+    return strcmp(a->path, b->path);
+}
+
+static bool add_session(struct app *a, lb_session *s, char *path) {
+    lb_session **ss = realloc(a->sessions, (size_t)(a->n_sessions + 1) * sizeof *ss);
+    if (!ss) return false;
+    a->sessions = ss;
+    char **pp = realloc(a->paths, (size_t)(a->n_sessions + 1) * sizeof *pp);
+    if (!pp) return false;
+    a->paths = pp;
+    a->sessions[a->n_sessions] = s;
+    a->paths[a->n_sessions++] = path;
+    return true;
+}
+
+// Read every *.session file. A damaged one is renamed to FILE.corrupt-TIME,
+// kept for the user and never written again; the user is told.
+static void load_sessions(struct app *a) {
+    DIR *d = opendir(a->dir);
+    if (!d) return;
+    struct entry *es = NULL;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 9 || strcmp(e->d_name + len - 8, ".session")) continue;
+        struct entry *ne = realloc(es, (size_t)(n + 1) * sizeof *ne);
+        if (!ne) break;
+        es = ne;
+        size_t plen = strlen(a->dir) + len + 2;
+        es[n].path = malloc(plen);
+        if (!es[n].path) break;
+        snprintf(es[n].path, plen, "%s/%s", a->dir, e->d_name);
+        struct stat sb;
+        es[n].mtime = stat(es[n].path, &sb) == 0 ? sb.st_mtime : 0;
+        n++;
+    }
+    closedir(d);
+    if (n > 1) qsort(es, (size_t)n, sizeof *es, by_mtime);
+    for (int i = 0; i < n; i++) {
+        lb_error err = {0};
+        lb_session *s;
+        lb_status st = lb_session_load(&s, es[i].path, &err);
+        if (st == LB_OK) {
+            if (!add_session(a, s, es[i].path)) {
+                lb_session_free(s);
+                free(es[i].path);
+            }
+            continue;
+        }
+        if (st == LB_ERR_FORMAT) {
+            char aside[4200];
+            snprintf(aside, sizeof aside, "%s.corrupt-%ld", es[i].path, (long)time(NULL));
+            if (rename(es[i].path, aside) == 0)
+                app_notice(a, "damaged session file kept aside as %s: %s", aside, err.msg);
+            else
+                app_notice(a, "damaged session file %s left in place: %s", es[i].path, err.msg);
+        } else {
+            app_notice(a, "session not loaded: %s", err.msg);
+        }
+        free(es[i].path);
+    }
+    free(es);
+}
+
+static char *new_session_path(struct app *a) {
+    char stamp[32];
+    time_t now = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
+    size_t cap = strlen(a->dir) + 64;
+    char *p = malloc(cap);
+    for (int i = 0; p; i++) {
+        snprintf(p, cap, "%s/%s-%d.session", a->dir, stamp, i);
+        if (access(p, F_OK) != 0) break;
+    }
+    return p;
+}
+
+bool app_save(struct app *a) {
+    if (a->active < 0) return false;
+    lb_error err = {0};
+    if (lb_session_save(a->sessions[a->active], a->paths[a->active], &err) != LB_OK) {
+        app_notice(a, "not saved: %s", err.msg);
+        return false;
+    }
+    return true;
+}
+
+lb_session *app_session(struct app *a) { return a->active >= 0 ? a->sessions[a->active] : NULL; }
+
+lb_chat_template app_template(struct app *a) {
+    lb_session *s = app_session(a);
+    int t = s && *s->template_name ? lb_chat_template_from_name(s->template_name) : -1;
+    if (t < 0) t = a->model_template;
+    return t < 0 ? LB_CHAT_RAW : (lb_chat_template)t;
+}
+
+const char *app_profile(struct app *a) {
+    static lb_stats st;
+    lb_chat_stats(a->chat, &st);
+    return st.profile;
+}
+
+bool app_new_session(struct app *a, const char *name) {
+    if (a->generating) {
+        app_notice(a, "a reply is being written: press Esc first");
+        return false;
+    }
+    char auto_name[64];
+    if (!name || !*name) {
+        snprintf(auto_name, sizeof auto_name, "chat %d", a->n_sessions + 1);
+        name = auto_name;
+    }
+    lb_session *s = lb_session_new(name);
+    char *path = new_session_path(a);
+    if (!s || !path || !add_session(a, s, path)) {
+        lb_session_free(s);
+        free(path);
+        app_notice(a, "out of memory");
+        return false;
+    }
+    if (a->opt.template_name) lb_session_set_template(s, a->opt.template_name);
+    lb_session_set_profile(s, app_profile(a));
+    a->active = a->n_sessions - 1;
+    a->ctx_first = 0;
+    return app_save(a);
+}
+
+bool app_switch_session(struct app *a, int index) {
+    if (index < 0 || index >= a->n_sessions) return false;
+    if (a->generating) {
+        app_notice(a, "a reply is being written: press Esc first");
+        return false;
+    }
+    a->active = index;
+    a->ctx_first = 0;
+    lb_session *s = app_session(a);
+    if (*s->profile && strcmp(s->profile, app_profile(a)) && !lb_chat_switching(a->chat)) {
+        lb_error err = {0};
+        if (lb_chat_switch(a->chat, s->profile, &err) != LB_OK) app_notice(a, "%s", err.msg);
+    }
+    return true;
+}
+
+bool app_delete_session(struct app *a, int index) {
+    if (index < 0 || index >= a->n_sessions) return false;
+    if (a->generating) {
+        app_notice(a, "a reply is being written: press Esc first");
+        return false;
+    }
+    if (unlink(a->paths[index]) != 0 && errno != ENOENT) {
+        app_notice(a, "cannot delete %s: %s", a->paths[index], strerror(errno));
+        return false;
+    }
+    lb_session_free(a->sessions[index]);
+    free(a->paths[index]);
+    memmove(a->sessions + index, a->sessions + index + 1, (size_t)(a->n_sessions - index - 1) * sizeof *a->sessions);
+    memmove(a->paths + index, a->paths + index + 1, (size_t)(a->n_sessions - index - 1) * sizeof *a->paths);
+    a->n_sessions--;
+    if (a->n_sessions == 0) {
+        a->active = -1;
+        return app_new_session(a, NULL);
+    }
+    if (a->active >= a->n_sessions) a->active = a->n_sessions - 1;
+    a->ctx_first = 0;
+    return true;
+}
+
+bool app_switch_profile(struct app *a, const char *name) {
+    lb_error err = {0};
+    if (lb_chat_switch(a->chat, name, &err) != LB_OK) {
+        app_notice(a, "%s", err.msg);
+        return false;
+    }
+    lb_session_set_profile(app_session(a), name);
+    app_save(a);
+    return true;
+}
+
+// --- open / close ------------------------------------------------------------------
+
+bool app_open(struct app *a, const struct app_options *opt) {
+    memset(a, 0, sizeof *a);
+    a->opt = *opt;
+    a->active = -1;
+    pthread_mutex_init(&a->mu, NULL);
+    const char *delay = getenv("LOWBIT_TEST_TOKEN_DELAY_MS");
+    if (delay) a->token_delay_us = (unsigned)atoi(delay) * 1000u;
+    lb_error err = {0};
+    lb_model_params mp = {.tokenizer_path = opt->tokenizer_path};
+    if (lb_model_open(&a->model, opt->model_path, &mp, &err) != LB_OK) {
+        fprintf(stderr, "lowbit chat: %s\n", err.msg);
+        return false;
+    }
+    a->model_template = lb_model_chat_template(a->model);
+    lb_chat_params cp = lb_chat_default_params();
+    if (opt->n_ctx) cp.n_ctx = opt->n_ctx;
+    cp.n_threads = opt->n_threads;
+    if (opt->n_predict) cp.n_predict = opt->n_predict;
+    if (opt->kld_every >= 0) cp.kld_every = opt->kld_every;
+    if (lb_chat_new(&a->chat, a->model, &cp, &err) != LB_OK) {
+        fprintf(stderr, "lowbit chat: %s\n", err.msg);
+        lb_model_free(a->model);
+        a->model = NULL;
+        return false;
+    }
+    a->dir = sessions_dir(opt->sessions_dir);
+    if (!a->dir || !mkdirs(a->dir)) {
+        fprintf(stderr, "lowbit chat: cannot create the sessions directory %s: %s\n", a->dir ? a->dir : "",
+                strerror(errno));
+        app_close(a);
+        return false;
+    }
+    load_sessions(a);
+    if (opt->session) {
+        for (int i = 0; i < a->n_sessions; i++)
+            if (!strcmp(a->sessions[i]->name, opt->session)) a->active = i;
+        if (a->active < 0 && !app_new_session(a, opt->session)) {
+            app_close(a);
+            return false;
+        }
+    } else if (a->n_sessions > 0) {
+        a->active = a->n_sessions - 1; // the most recently saved
+    } else if (!app_new_session(a, NULL)) {
+        app_close(a);
+        return false;
+    }
+    lb_session *s = app_session(a);
+    if (opt->template_name) {
+        lb_session_set_template(s, opt->template_name);
+        app_save(a);
+    }
+    const char *profile = opt->profile ? opt->profile : s->profile;
+    if (profile && *profile && strcmp(profile, app_profile(a))) {
+        if (lb_chat_switch(a->chat, profile, &err) != LB_OK) app_notice(a, "%s", err.msg);
+        else if (opt->profile) lb_session_set_profile(s, opt->profile);
+    }
+    return true;
+}
+
+static void free_turn(struct app *a) {
+    for (int i = 0; i < a->turn_n; i++) {
+        free((char *)a->turn_msgs[i].role);
+        free((char *)a->turn_msgs[i].content);
+    }
+    free(a->turn_msgs);
+    a->turn_msgs = NULL;
+    a->turn_n = 0;
+}
+
+void app_close(struct app *a) {
+    if (a->generating) {
+        app_stop(a);
+        app_wait(a, NULL, NULL);
+    }
+    if (a->active >= 0) app_save(a);
+    for (int i = 0; i < a->n_sessions; i++) {
+        lb_session_free(a->sessions[i]);
+        free(a->paths[i]);
+    }
+    free(a->sessions);
+    free(a->paths);
+    free(a->dir);
+    free(a->pending);
+    free_turn(a);
+    lb_chat_free(a->chat);
+    lb_model_free(a->model);
+    pthread_mutex_destroy(&a->mu);
+    a->sessions = NULL;
+    a->paths = NULL;
+    a->n_sessions = 0;
+    a->active = -1;
+    a->chat = NULL;
+    a->model = NULL;
+}
+
+// --- a reply -------------------------------------------------------------------------
+
+static void *worker_main(void *arg) {
+    struct app *a = arg;
+    lb_error err = {0};
+    int dropped = 0;
+    lb_status st = lb_chat_begin(a->chat, a->turn_template, a->turn_msgs, a->turn_n, &a->turn_sampling, &dropped, &err);
+    pthread_mutex_lock(&a->mu);
+    a->turn_dropped = dropped;
+    pthread_mutex_unlock(&a->mu);
+    bool done = st != LB_OK;
+    while (!done && !a->stop) {
+        char piece[512];
+        st = lb_chat_step(a->chat, piece, sizeof piece, &done, &err);
+        if (st != LB_OK) break;
+        size_t n = strlen(piece);
+        if (a->token_delay_us) usleep(a->token_delay_us);
+        if (!n) continue;
+        pthread_mutex_lock(&a->mu);
+        if (a->pending_len + n + 1 > a->pending_cap) {
+            size_t cap = (a->pending_len + n + 1) * 2;
+            char *p = realloc(a->pending, cap);
+            if (p) a->pending = p, a->pending_cap = cap;
+        }
+        if (a->pending_len + n + 1 <= a->pending_cap) {
+            memcpy(a->pending + a->pending_len, piece, n);
+            a->pending_len += n;
+        }
+        pthread_mutex_unlock(&a->mu);
+    }
+    lb_chat_end(a->chat);
+    pthread_mutex_lock(&a->mu);
+    a->turn_status = st;
+    snprintf(a->turn_err, sizeof a->turn_err, "%s", st == LB_OK ? "" : err.msg);
+    a->turn_done = true;
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+bool app_send(struct app *a, const char *text) {
+    lb_session *s = app_session(a);
+    if (a->generating) {
+        app_notice(a, "a reply is being written: press Esc to stop it first");
+        return false;
+    }
+    if (text) {
+        // A user message after an unanswered one replaces nothing: both are kept
+        // as one message, so roles keep alternating.
+        if (s->n_msgs > 0 && !strcmp(s->msgs[s->n_msgs - 1].role, "user")) {
+            lb_session_append(s, "\n", 1);
+            lb_session_append(s, text, strlen(text));
+        } else if (!lb_session_add(s, "user", text)) {
+            app_notice(a, "out of memory");
+            return false;
+        }
+    } else {
+        // Retry: drop the last reply, answer the last user message again.
+        if (s->n_msgs > 0 && !strcmp(s->msgs[s->n_msgs - 1].role, "assistant")) lb_session_remove(s, s->n_msgs - 1, 1);
+        if (s->n_msgs == 0) {
+            app_notice(a, "/retry: no message to answer yet");
+            return false;
+        }
+    }
+    // The worker's copy: system prompt, then the messages still in the context.
+    free_turn(a);
+    if (a->ctx_first > s->n_msgs - 1) a->ctx_first = 0;
+    int n = (*s->system ? 1 : 0) + s->n_msgs - a->ctx_first;
+    a->turn_msgs = calloc((size_t)n, sizeof *a->turn_msgs);
+    if (!a->turn_msgs) return false;
+    if (*s->system) a->turn_msgs[a->turn_n++] = (lb_chat_message){strdup("system"), strdup(s->system)};
+    for (int i = a->ctx_first; i < s->n_msgs; i++)
+        a->turn_msgs[a->turn_n++] = (lb_chat_message){strdup(s->msgs[i].role), strdup(s->msgs[i].content)};
+    for (int i = 0; i < a->turn_n; i++)
+        if (!a->turn_msgs[i].role || !a->turn_msgs[i].content) {
+            free_turn(a);
+            app_notice(a, "out of memory");
+            return false;
+        }
+    a->turn_template = app_template(a);
+    a->turn_sampling = s->sampling;
+    if (s->seed_random) a->turn_sampling.seed = (uint64_t)time(NULL) * 1000003u + a->seed_counter++;
+    lb_session_add(s, "assistant", "");
+    a->pending_len = 0;
+    a->turn_done = false;
+    a->stop = 0;
+    if (pthread_create(&a->worker, NULL, worker_main, a) != 0) {
+        lb_session_remove(s, s->n_msgs - 1, 1);
+        app_notice(a, "cannot start the generating thread");
+        return false;
+    }
+    a->generating = true;
+    return true;
+}
+
+void app_stop(struct app *a) { a->stop = 1; }
+
+bool app_poll(struct app *a, bool *finished) {
+    *finished = false;
+    if (!a->generating) return false;
+    lb_session *s = app_session(a);
+    pthread_mutex_lock(&a->mu);
+    bool changed = a->pending_len > 0;
+    if (a->pending_len) lb_session_append(s, a->pending, a->pending_len);
+    a->pending_len = 0;
+    bool done = a->turn_done;
+    int dropped = a->turn_dropped;
+    a->turn_dropped = 0;
+    lb_status st = a->turn_status;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", a->turn_err);
+    pthread_mutex_unlock(&a->mu);
+    if (dropped) {
+        a->ctx_first += dropped;
+        app_notice(a, "the context is full: the %d oldest messages are no longer seen by the model", dropped);
+    }
+    if (!done) return changed;
+    pthread_join(a->worker, NULL);
+    a->generating = false;
+    free_turn(a);
+    if (st != LB_OK) {
+        app_notice(a, "reply failed: %s", msg);
+        // An empty failed reply is not kept.
+        if (s->n_msgs && !strcmp(s->msgs[s->n_msgs - 1].role, "assistant") && !*s->msgs[s->n_msgs - 1].content)
+            lb_session_remove(s, s->n_msgs - 1, 1);
+    }
+    app_save(a);
+    *finished = true;
+    return true;
+}
+
+void app_wait(struct app *a, void (*on_text)(const char *s, size_t n, void *u), void *u) {
+    lb_session *s = app_session(a);
+    while (a->generating) {
+        size_t before = s->n_msgs ? strlen(s->msgs[s->n_msgs - 1].content) : 0;
+        bool finished;
+        app_poll(a, &finished);
+        if (on_text && s->n_msgs) {
+            const char *c = s->msgs[s->n_msgs - 1].content;
+            size_t now = strlen(c);
+            if (now > before) on_text(c + before, now - before, u);
+        }
+        if (!finished) usleep(10000);
+    }
+}
+
+// --- export ----------------------------------------------------------------------------
+
+bool app_export(struct app *a, const char *path) {
+    lb_session *s = app_session(a);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        app_notice(a, "/export: cannot write %s: %s", path, strerror(errno));
+        return false;
+    }
+    fprintf(f, "# %s\n\n", s->name);
+    fprintf(f, "_template %s, profile %s_\n\n", lb_chat_template_name(app_template(a)), app_profile(a));
+    if (*s->system) fprintf(f, "**System:** %s\n\n", s->system);
+    for (int i = 0; i < s->n_msgs; i++)
+        fprintf(f, "**%s:** %s\n\n", strcmp(s->msgs[i].role, "user") ? "Assistant" : "You", s->msgs[i].content);
+    bool ok = fclose(f) == 0;
+    if (ok) app_notice(a, "exported to %s", path);
+    return ok;
+}

@@ -1,0 +1,281 @@
+/*
+ * commands.c — the slash commands. Each one validates its argument and says
+ * what it expected when the argument is wrong.
+ */
+#include "commands.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static bool parse_num(const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    while (*end == ' ') end++;
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) return false;
+    *out = v;
+    return true;
+}
+
+static bool is_int(double v) { return v == (double)(long long)v; }
+
+#define NEED_ARG(usage)                                                       \
+    if (!*arg) {                                                              \
+        snprintf(msg, cap, "%s", usage);                                      \
+        return CMD_ERROR;                                                     \
+    }
+
+static cmd_result c_help(struct app *a, const char *arg, char *msg, size_t cap) { return CMD_HELP; }
+static cmd_result c_quit(struct app *a, const char *arg, char *msg, size_t cap) { return CMD_QUIT; }
+
+static cmd_result c_new(struct app *a, const char *arg, char *msg, size_t cap) {
+    if (!app_new_session(a, arg)) return CMD_ERROR;
+    snprintf(msg, cap, "new session '%s'", app_session(a)->name);
+    return CMD_DONE;
+}
+
+static cmd_result c_rename(struct app *a, const char *arg, char *msg, size_t cap) {
+    NEED_ARG("/rename NAME: give the new name");
+    lb_session_set_name(app_session(a), arg);
+    app_save(a);
+    snprintf(msg, cap, "renamed to '%s'", arg);
+    return CMD_DONE;
+}
+
+static cmd_result c_delete(struct app *a, const char *arg, char *msg, size_t cap) {
+    char name[128];
+    snprintf(name, sizeof name, "%s", app_session(a)->name);
+    if (*arg && strcmp(arg, name)) {
+        snprintf(msg, cap, "/delete: the active session is '%s'; type /delete alone or with its name", name);
+        return CMD_ERROR;
+    }
+    if (!app_delete_session(a, a->active)) return CMD_ERROR;
+    snprintf(msg, cap, "deleted '%s'", name);
+    return CMD_DONE;
+}
+
+static cmd_result c_system(struct app *a, const char *arg, char *msg, size_t cap) {
+    lb_session_set_system(app_session(a), arg);
+    app_save(a);
+    snprintf(msg, cap, *arg ? "system prompt set" : "system prompt cleared");
+    return CMD_DONE;
+}
+
+static cmd_result c_template(struct app *a, const char *arg, char *msg, size_t cap) {
+    if (!*arg) {
+        snprintf(msg, cap, "template: %s (model's own: %s)", lb_chat_template_name(app_template(a)),
+                 a->model_template >= 0 ? lb_chat_template_name(a->model_template) : "none");
+        return CMD_DONE;
+    }
+    if (lb_chat_template_from_name(arg) < 0 && strcmp(arg, "auto")) {
+        size_t n = (size_t)snprintf(msg, cap, "/template: '%s' unknown (expected auto", arg);
+        for (int i = 0; i < LB_CHAT_TEMPLATE_COUNT && n < cap; i++)
+            n += (size_t)snprintf(msg + n, cap - n, ", %s", lb_chat_template_name(i));
+        if (n < cap) snprintf(msg + n, cap - n, ")");
+        return CMD_ERROR;
+    }
+    lb_session_set_template(app_session(a), strcmp(arg, "auto") ? arg : "");
+    app_save(a);
+    snprintf(msg, cap, "template: %s", lb_chat_template_name(app_template(a)));
+    return CMD_DONE;
+}
+
+static cmd_result c_temp(struct app *a, const char *arg, char *msg, size_t cap) {
+    double v;
+    if (!parse_num(arg, 0, 100, &v)) {
+        snprintf(msg, cap, "/temp: '%s' is not a number in 0..100 (0 = greedy)", arg);
+        return CMD_ERROR;
+    }
+    app_session(a)->sampling.temp = (float)v;
+    app_save(a);
+    snprintf(msg, cap, "temperature %g", v);
+    return CMD_DONE;
+}
+
+static cmd_result c_top_p(struct app *a, const char *arg, char *msg, size_t cap) {
+    double v;
+    if (!parse_num(arg, 0, 1, &v)) {
+        snprintf(msg, cap, "/top-p: '%s' is not a number in 0..1 (1 = off)", arg);
+        return CMD_ERROR;
+    }
+    app_session(a)->sampling.top_p = (float)v;
+    app_save(a);
+    snprintf(msg, cap, "top-p %g", v);
+    return CMD_DONE;
+}
+
+static cmd_result c_top_k(struct app *a, const char *arg, char *msg, size_t cap) {
+    double v;
+    if (!parse_num(arg, 0, 1 << 24, &v) || !is_int(v)) {
+        snprintf(msg, cap, "/top-k: '%s' is not an integer in 0..16777216 (0 = off)", arg);
+        return CMD_ERROR;
+    }
+    app_session(a)->sampling.top_k = (int32_t)v;
+    app_save(a);
+    snprintf(msg, cap, "top-k %d", (int)v);
+    return CMD_DONE;
+}
+
+static cmd_result c_min_p(struct app *a, const char *arg, char *msg, size_t cap) {
+    double v;
+    if (!parse_num(arg, 0, 1, &v)) {
+        snprintf(msg, cap, "/min-p: '%s' is not a number in 0..1 (0 = off)", arg);
+        return CMD_ERROR;
+    }
+    app_session(a)->sampling.min_p = (float)v;
+    app_save(a);
+    snprintf(msg, cap, "min-p %g", v);
+    return CMD_DONE;
+}
+
+static cmd_result c_penalty(struct app *a, const char *arg, char *msg, size_t cap) {
+    double v;
+    if (!parse_num(arg, 0.01, 100, &v)) {
+        snprintf(msg, cap, "/penalty: '%s' is not a number in 0.01..100 (1 = off)", arg);
+        return CMD_ERROR;
+    }
+    app_session(a)->sampling.repeat_penalty = (float)v;
+    app_save(a);
+    snprintf(msg, cap, "repetition penalty %g", v);
+    return CMD_DONE;
+}
+
+static cmd_result c_seed(struct app *a, const char *arg, char *msg, size_t cap) {
+    lb_session *s = app_session(a);
+    if (!strcmp(arg, "random")) {
+        s->seed_random = true;
+        app_save(a);
+        snprintf(msg, cap, "a new seed for every reply");
+        return CMD_DONE;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (!*arg || errno || *end || *arg == '-') {
+        snprintf(msg, cap, "/seed: '%s' is neither 'random' nor a non-negative integer", arg);
+        return CMD_ERROR;
+    }
+    s->sampling.seed = v;
+    s->seed_random = false;
+    app_save(a);
+    snprintf(msg, cap, "seed %llu", v);
+    return CMD_DONE;
+}
+
+static cmd_result c_profile(struct app *a, const char *arg, char *msg, size_t cap) {
+    if (!*arg) return CMD_PICKER;
+    if (!app_switch_profile(a, arg)) {
+        app_take_notice(a, msg, cap);
+        return CMD_ERROR;
+    }
+    snprintf(msg, cap, "switching to %s in the background; the current weights keep answering", arg);
+    return CMD_DONE;
+}
+
+static cmd_result c_draft(struct app *a, const char *arg, char *msg, size_t cap) {
+    // lb_speculative_* exists in the engine but lb_chat does not drive it yet:
+    // the chat would need a draft context kept in step with its own cache.
+    snprintf(msg, cap, "/draft: speculative decoding is not available in the chat yet");
+    return CMD_ERROR;
+}
+
+static cmd_result c_clear(struct app *a, const char *arg, char *msg, size_t cap) {
+    if (a->generating) {
+        snprintf(msg, cap, "/clear: a reply is being written: press Esc first");
+        return CMD_ERROR;
+    }
+    lb_session_clear(app_session(a));
+    a->ctx_first = 0;
+    lb_chat_reset(a->chat);
+    app_save(a);
+    snprintf(msg, cap, "conversation cleared");
+    return CMD_DONE;
+}
+
+static cmd_result c_retry(struct app *a, const char *arg, char *msg, size_t cap) {
+    if (!app_send(a, NULL)) {
+        app_take_notice(a, msg, cap);
+        return CMD_ERROR;
+    }
+    return CMD_DONE;
+}
+
+static cmd_result c_export(struct app *a, const char *arg, char *msg, size_t cap) {
+    char path[4096];
+    if (*arg) {
+        snprintf(path, sizeof path, "%s", arg);
+    } else {
+        snprintf(path, sizeof path, "%s.md", app_session(a)->name);
+        for (char *p = path; *p; p++)
+            if (*p == '/' || *p == ' ') *p = '_';
+    }
+    bool ok = app_export(a, path);
+    app_take_notice(a, msg, cap);
+    return ok ? CMD_DONE : CMD_ERROR;
+}
+
+const struct command commands[] = {
+    {"/help", "", "keys and commands", c_help},
+    {"/new", "[NAME]", "start a new session", c_new},
+    {"/rename", "NAME", "rename this session", c_rename},
+    {"/delete", "[NAME]", "delete this session and its file", c_delete},
+    {"/system", "[TEXT]", "set (or clear) the system prompt", c_system},
+    {"/template", "[NAME|auto]", "prompt template: raw llama2 llama3 chatml zephyr mistral gemma phi3 alpaca", c_template},
+    {"/temp", "T", "sampling temperature, 0 = greedy", c_temp},
+    {"/top-p", "P", "nucleus sampling, 1 = off", c_top_p},
+    {"/top-k", "K", "keep the K likeliest tokens, 0 = off", c_top_k},
+    {"/min-p", "P", "drop tokens below P x the likeliest, 0 = off", c_min_p},
+    {"/penalty", "R", "repetition penalty, 1 = off", c_penalty},
+    {"/seed", "N|random", "fixed seed, or a new one per reply", c_seed},
+    {"/profile", "[NAME]", "switch quantization profile (no name: picker)", c_profile},
+    {"/draft", "[MODEL]", "speculative decoding with a draft model (not available in the chat yet)", c_draft},
+    {"/clear", "", "forget the conversation, keep the settings", c_clear},
+    {"/retry", "", "answer the last message again", c_retry},
+    {"/export", "[FILE]", "write the conversation as Markdown (default NAME.md)", c_export},
+    {"/quit", "", "save and leave", c_quit},
+};
+const int n_commands = sizeof commands / sizeof commands[0];
+
+cmd_result cmd_run_line(struct app *a, const char *line, char *msg, size_t cap) {
+    msg[0] = 0;
+    size_t n = strcspn(line, " \t");
+    const char *arg = line + n;
+    while (*arg == ' ' || *arg == '\t') arg++;
+    char argbuf[4096];
+    snprintf(argbuf, sizeof argbuf, "%s", arg);
+    for (size_t k = strlen(argbuf); k > 0 && (argbuf[k - 1] == ' ' || argbuf[k - 1] == '\n'); k--) argbuf[k - 1] = 0;
+    for (int i = 0; i < n_commands; i++)
+        if (strlen(commands[i].name) == n && !strncmp(commands[i].name, line, n))
+            return commands[i].run(a, argbuf, msg, cap);
+    snprintf(msg, cap, "unknown command '%.*s' (/help lists them)", (int)(n > 60 ? 60 : n), line);
+    return CMD_ERROR;
+}
+
+int cmd_complete(struct app *a, const char *line, char out[][128], int cap) {
+    int k = 0;
+    const char *sp = strchr(line, ' ');
+    if (!sp) {
+        for (int i = 0; i < n_commands && k < cap; i++)
+            if (!strncmp(commands[i].name, line, strlen(line))) snprintf(out[k++], 128, "%s ", commands[i].name);
+        return k;
+    }
+    const char *arg = sp + 1;
+    size_t cmdlen = (size_t)(sp - line);
+    if (cmdlen == 9 && !strncmp(line, "/template", 9)) {
+        for (int i = -1; i < LB_CHAT_TEMPLATE_COUNT && k < cap; i++) {
+            const char *name = i < 0 ? "auto" : lb_chat_template_name(i);
+            if (!strncmp(name, arg, strlen(arg))) snprintf(out[k++], 128, "/template %s", name);
+        }
+    } else if (cmdlen == 8 && !strncmp(line, "/profile", 8)) {
+        lb_profile_choice ch[32];
+        int n = lb_chat_profiles(a->model, ch, 32);
+        for (int i = 0; i < n && k < cap; i++)
+            if (!strncmp(ch[i].name, arg, strlen(arg))) snprintf(out[k++], 128, "/profile %.31s", ch[i].name);
+    } else if (cmdlen == 5 && !strncmp(line, "/seed", 5)) {
+        if (!strncmp("random", arg, strlen(arg))) snprintf(out[k++], 128, "/seed random");
+    }
+    return k;
+}

@@ -1,0 +1,104 @@
+/*
+ * repl.c — `lowbit chat` without a terminal: one line in, one reply out, over
+ * the same sessions and commands as the screen. Used by scripts and pipes.
+ *
+ * A line starting with '/' is a command; a line ending in '\' continues on
+ * the next line. Replies stream to stdout and end with a newline; messages
+ * about the session (notices, command results) go to stderr.
+ */
+#include "ui.h"
+#include "commands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void print_text(const char *s, size_t n, void *u) {
+    fwrite(s, 1, n, stdout);
+    fflush(stdout);
+}
+
+static void flush_notices(struct app *a) {
+    char msg[APP_NOTICE_MAX];
+    while (app_take_notice(a, msg, sizeof msg)) fprintf(stderr, "lowbit chat: %s\n", msg);
+}
+
+static void print_help(void) {
+    printf("Type a message and press Enter; end a line with \\ to continue it.\nCommands:\n");
+    for (int i = 0; i < n_commands; i++)
+        printf("  %-10s %-12s %s\n", commands[i].name, commands[i].args, commands[i].help);
+    fflush(stdout);
+}
+
+static void print_profiles(struct app *a) {
+    lb_profile_choice ch[32];
+    int n = lb_chat_profiles(a->model, ch, 32);
+    printf("profiles (name, bits per weight, estimated weights):\n");
+    for (int i = 0; i < n; i++)
+        printf("  %-8s %6.2f bpw %9.2f MiB%s\n", ch[i].name, ch[i].bpw, ch[i].weight_bytes / 1048576.0,
+               ch[i].no_gain ? "  (no gain over the source)" : "");
+    fflush(stdout);
+}
+
+// A profile switch runs in the background; a script expects it done when the
+// command returns.
+static void wait_switch(struct app *a) {
+    while (lb_chat_switching(a->chat)) usleep(20000);
+    lb_stats st;
+    lb_chat_stats(a->chat, &st);
+    fprintf(stderr, "lowbit chat: %s\n", st.event);
+}
+
+int ui_repl_run(const struct app_options *opt) {
+    struct app a;
+    if (!app_open(&a, opt)) return 1;
+    if (lb_chat_switching(a.chat)) wait_switch(&a);
+    flush_notices(&a);
+    char *line = NULL, *buf = NULL;
+    size_t cap = 0, len = 0;
+    ssize_t n;
+    int rc = 0;
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        if (n > 0 && line[n - 1] == '\n') line[--n] = 0;
+        if (n > 0 && line[n - 1] == '\r') line[--n] = 0;
+        bool more = n > 0 && line[n - 1] == '\\';
+        if (more) line[--n] = 0;
+        char *nb = realloc(buf, len + (size_t)n + 2);
+        if (!nb) break;
+        buf = nb;
+        memcpy(buf + len, line, (size_t)n);
+        len += (size_t)n;
+        if (more) {
+            buf[len++] = '\n';
+            continue;
+        }
+        buf[len] = 0;
+        len = 0;
+        if (!*buf) continue;
+        if (buf[0] == '/') {
+            char msg[1024];
+            cmd_result r = cmd_run_line(&a, buf, msg, sizeof msg);
+            if (r == CMD_QUIT) break;
+            if (r == CMD_HELP) print_help();
+            else if (r == CMD_PICKER) print_profiles(&a);
+            else if (*msg) fprintf(stderr, "lowbit chat: %s\n", msg);
+            if (lb_chat_switching(a.chat)) wait_switch(&a);
+            if (a.generating) {
+                app_wait(&a, print_text, NULL);
+                printf("\n");
+                fflush(stdout);
+            }
+        } else if (app_send(&a, buf)) {
+            app_wait(&a, print_text, NULL);
+            printf("\n");
+            fflush(stdout);
+        }
+        flush_notices(&a);
+    }
+    free(line);
+    free(buf);
+    app_close(&a);
+    flush_notices(&a);
+    return rc;
+}
