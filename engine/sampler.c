@@ -202,6 +202,17 @@ void lb_sampler_reset(lb_sampler *s) {
     rng_seed(s->rng, s->params.seed);
 }
 
+void lb_sampler_set_history(lb_sampler *s, const int32_t *tokens, int n) {
+    if (LB_NEVER(!s || (n > 0 && !tokens))) return;
+    memset(s->count, 0, sizeof *s->count * (size_t)s->n_vocab);
+    s->ring_len = 0;
+    s->ring_head = 0;
+    // Only the last repeat_last_n tokens can be in the window (all of them when -1).
+    const int32_t window = s->params.repeat_last_n;
+    const int first = window >= 0 && n > window ? n - window : 0;
+    for (int i = first; i < n; i++) lb_sampler_accept(s, tokens[i]);
+}
+
 double lb_sampler_uniform(lb_sampler *s) {
     if (LB_NEVER(!s)) return 0.0;
     // The top 53 bits as a double in [0,1).

@@ -31,19 +31,29 @@ static void usage(FILE *out) {
             "      --seed S              (default: from the clock, printed to stderr)\n"
             "      --stop STR            stop before STR (repeatable)\n"
             "      --ignore-eos          keep generating past end-of-generation tokens\n"
-            "      --kv-type f16|f32     KV cache element type (default f16)\n"
+            "      --kv-type f16|f32     KV cache element type (default f16, or the profile's)\n"
+            "      --profile NAME|FILE   quantize the weights at load time (see lowbit-profile(5))\n"
             "  -t, --threads N           (default: the machine's cores)\n"
-            "      --json                print one JSON object instead of streaming\n");
+            "      --json                print one JSON object instead of streaming\n"
+            "speculative decoding (output distribution unchanged; greedy output identical):\n"
+            "      --draft FILE          draft model with the same vocabulary\n"
+            "      --draft-profile NAME  quantize the draft (default: the model itself) with a profile\n"
+            "                            or tensor type: q8_0, q4_0, q4_k, q2_k ... (self-speculation)\n"
+            "      --draft-max K         most tokens drafted per step (default 8)\n"
+            "      --draft-fixed         always draft K tokens (default: adapt K to the acceptance)\n"
+            "      --draft-min-p P       stop drafting below draft probability P (default 0 = off)\n");
 }
 
 struct run_opts {
-    const char *model, *tokenizer, *prompt;
+    const char *model, *tokenizer, *prompt, *profile;
     long n_predict, n_ctx, threads;
     lb_sampler_params sp;
-    bool seed_given, json, ignore_eos;
+    bool seed_given, json, ignore_eos, kv_type_given;
     lb_type kv_type;
     const char *stops[MAX_STOPS];
     int n_stops;
+    const char *draft, *draft_profile;  // speculative decoding when either is given
+    lb_speculative_params spec;
 };
 
 static int parse(int argc, char **argv, struct run_opts *o) {
@@ -51,6 +61,7 @@ static int parse(int argc, char **argv, struct run_opts *o) {
     o->n_predict = 128;
     o->kv_type = LB_TYPE_F16;
     o->sp = lb_sampler_default_params();
+    o->spec = lb_speculative_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         double f;
@@ -128,12 +139,32 @@ static int parse(int argc, char **argv, struct run_opts *o) {
             o->stops[o->n_stops++] = v;
         } else if (!strcmp(a, "--kv-type")) {
             VALUE();
+            o->kv_type_given = true;
             if (!strcmp(v, "f16")) o->kv_type = LB_TYPE_F16;
             else if (!strcmp(v, "f32")) o->kv_type = LB_TYPE_F32;
             else {
                 fprintf(stderr, "lowbit run: --kv-type: '%s' (expected f16 or f32)\n", v);
                 return 2;
             }
+        } else if (!strcmp(a, "--draft")) {
+            VALUE();
+            o->draft = v;
+        } else if (!strcmp(a, "--draft-profile")) {
+            VALUE();
+            o->draft_profile = v;
+        } else if (!strcmp(a, "--draft-max")) {
+            VALUE();
+            if (!cli_int(C, a, v, 0, LB_SPECULATIVE_MAX_DRAFT, &n)) return 2;
+            o->spec.draft_max = (int32_t)n;
+        } else if (!strcmp(a, "--draft-fixed")) {
+            o->spec.adaptive = false;
+        } else if (!strcmp(a, "--draft-min-p")) {
+            VALUE();
+            if (!cli_float(C, a, v, 0, 1, &f)) return 2;
+            o->spec.draft_min_p = (float)f;
+        } else if (!strcmp(a, "--profile")) {
+            VALUE();
+            o->profile = v;
         } else if (!strcmp(a, "--json")) {
             o->json = true;
         } else if (!strcmp(a, "--ignore-eos")) {
@@ -209,6 +240,148 @@ static bool output_flush(struct output *o, const struct run_opts *opt, bool fina
     return stopped;
 }
 
+// --- speculative decoding --------------------------------------------------------
+
+// The draft: --draft FILE, else the model's own file; re-quantized when
+// --draft-profile names a profile (lb_profile_find) or a tensor type.
+static lb_model *open_draft(const struct run_opts *o, const lb_model *target) {
+    lb_model *d = cli_open_model(o->draft ? o->draft : lb_model_path(target), o->draft ? NULL : o->tokenizer);
+    if (!d || !o->draft_profile) return d;
+    lb_error err = {0};
+    lb_profile *prof = NULL;
+    lb_status st = lb_profile_find(&prof, o->draft_profile, &err);
+    if (st == LB_OK) {
+        st = lb_model_requantize_profile(d, prof, NULL, NULL, &err);
+        lb_profile_free(prof);
+    } else if (lb_type_from_name(o->draft_profile) >= 0) {
+        st = lb_model_requantize(d, (lb_type)lb_type_from_name(o->draft_profile), NULL, NULL, &err);
+    }
+    if (st != LB_OK) {
+        fprintf(stderr, "lowbit run: --draft-profile %s: %s%s\n", o->draft_profile, err.msg,
+                st == LB_ERR_MISSING ? "; not a tensor type either (q8_0, q4_0, q4_k, q2_k ...)" : "");
+        lb_model_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+// Plain decoding speed of the target over the first tokens just generated
+// (at most 64), for the speedup figure: the cache is cut back to the prompt.
+static double plain_decode_tps(lb_context *ctx, int n_prompt, const int32_t *gen, int n_gen) {
+    const int m = n_gen < 64 ? n_gen : 64;
+    if (m == 0 || lb_kv_cache_truncate(ctx, n_prompt, NULL) != LB_OK) return 0;
+    const lb_hparams *hp = lb_model_hparams(lb_context_model(ctx));
+    float *logits = malloc((size_t)hp->n_vocab * sizeof *logits);
+    if (!logits) return 0;
+    double t = lb_time_s();
+    for (int i = 0; i < m; i++)
+        if (lb_decode(ctx, &gen[i], 1, logits, NULL) != LB_OK) break;
+    t = lb_time_s() - t;
+    free(logits);
+    return t > 0 ? m / t : 0;
+}
+
+// Generate with a draft, then print as the plain path does plus the
+// speculative statistics. Returns the exit status.
+static int run_speculative(const struct run_opts *o, lb_model *model, lb_context *ctx, const lb_context_params *cp,
+                           const int32_t *ids, int n_prompt, double load_s, struct output *out, int32_t *gen) {
+    lb_error err = {0};
+    lb_context *dctx = NULL;
+    lb_speculative *spec = NULL;
+    int rc = 1, n_gen = 0;
+    double t0 = lb_time_s();
+    lb_model *draft = open_draft(o, model);
+    if (!draft) return 1;
+    const double draft_load_s = lb_time_s() - t0;
+    if (lb_context_new(&dctx, draft, cp, &err) != LB_OK ||
+        lb_speculative_new(&spec, ctx, dctx, &o->sp, &o->spec, &err) != LB_OK) {
+        fprintf(stderr, "lowbit run: %s\n", err.msg);
+        goto done;
+    }
+    if (!o->seed_given) fprintf(stderr, "lowbit run: seed %llu\n", (unsigned long long)o->sp.seed);
+    double tp = lb_time_s();
+    if (lb_speculative_feed(spec, ids, n_prompt, &err) != LB_OK) {
+        fprintf(stderr, "lowbit run: %s\n", err.msg);
+        goto done;
+    }
+    const double prefill_s = lb_time_s() - tp;
+
+    const long limit = o->n_predict < cp->n_ctx - n_prompt ? o->n_predict : cp->n_ctx - n_prompt;
+    int32_t prev = ids[n_prompt - 1];
+    bool stopped = false;
+    while (n_gen < limit && !stopped) {
+        int32_t toks[LB_SPECULATIVE_MAX_DRAFT + 1];
+        int n = 0;
+        if (lb_speculative_step(spec, toks, (int)(limit - n_gen), &n, &err) != LB_OK) {
+            fprintf(stderr, "lowbit run: %s\n", err.msg);
+            goto done;
+        }
+        for (int i = 0; i < n && !stopped; i++) {
+            if (!o->ignore_eos && lb_token_is_eog(model, toks[i])) {
+                stopped = true;
+                break;
+            }
+            gen[n_gen++] = toks[i];
+            char piece[256];
+            int len = lb_token_decode(model, prev, toks[i], piece, sizeof piece);
+            if (len > 0 && !output_append(out, piece, (size_t)len)) goto done;
+            prev = toks[i];
+            stopped = output_flush(out, o, false);
+        }
+    }
+    output_flush(out, o, true);
+    const lb_speculative_stats st = lb_speculative_get_stats(spec);
+    lb_speculative_free(spec);
+    spec = NULL;
+    const double plain_tps = plain_decode_tps(ctx, n_prompt, gen, n_gen);
+    const double prefill_tps = prefill_s > 0 ? n_prompt / prefill_s : 0;
+    const double decode_tps = st.step_s > 0 ? st.n_generated / st.step_s : 0;
+    const double acceptance = st.n_drafted ? (double)st.n_accepted / (double)st.n_drafted : 0;
+    const double mean_accepted = st.n_steps ? (double)st.n_accepted / (double)st.n_steps : 0;
+    const double speedup = plain_tps > 0 ? decode_tps / plain_tps : 0;
+
+    if (o->json) {
+        printf("{\"text\": ");
+        json_string(stdout, out->text ? out->text : "", out->len);
+        printf(", \"ids\": [");
+        for (int i = 0; i < n_gen; i++) printf("%s%d", i ? ", " : "", gen[i]);
+        printf("], \"prompt_tokens\": %d, \"gen_tokens\": %d, \"prefill_tps\": %.3f, \"decode_tps\": %.3f, "
+               "\"load_s\": %.4f, \"peak_rss_bytes\": %zu, \"seed\": %llu, \"speculative\": {\"draft\": ",
+               n_prompt, n_gen, prefill_tps, decode_tps, load_s, lb_peak_rss_bytes(), (unsigned long long)o->sp.seed);
+        const char *dpath = lb_model_path(draft);
+        json_string(stdout, dpath, strlen(dpath));
+        printf(", \"draft_profile\": ");
+        if (o->draft_profile) json_string(stdout, o->draft_profile, strlen(o->draft_profile));
+        else printf("null");
+        printf(", \"draft_load_s\": %.4f, \"draft_max\": %d, \"adaptive\": %s, \"draft_min_p\": %g, "
+               "\"steps\": %lld, \"drafted\": %lld, \"accepted\": %lld, \"generated\": %lld, "
+               "\"acceptance_rate\": %.4f, \"mean_accepted\": %.3f, \"tokens_per_step\": %.3f, "
+               "\"draft_s\": %.4f, \"target_s\": %.4f, \"plain_decode_tps\": %.3f, \"speedup\": %.3f}}\n",
+               draft_load_s, (int)o->spec.draft_max, o->spec.adaptive ? "true" : "false",
+               (double)o->spec.draft_min_p, (long long)st.n_steps, (long long)st.n_drafted,
+               (long long)st.n_accepted, (long long)st.n_generated, acceptance, mean_accepted,
+               st.n_steps ? (double)st.n_generated / (double)st.n_steps : 0.0, st.draft_s, st.target_s, plain_tps,
+               speedup);
+    } else {
+        printf("\n");
+        fflush(stdout);
+        fprintf(stderr, "lowbit run: load %.2f s + draft %.2f s; prompt %d tokens, %.1f tok/s; generated %d tokens, "
+                "%.1f tok/s; peak RSS %.1f MiB\n", load_s, draft_load_s, n_prompt, prefill_tps, n_gen, decode_tps,
+                lb_peak_rss_bytes() / 1048576.0);
+        fprintf(stderr, "lowbit run: speculative: %lld drafted, %lld accepted (acceptance %.1f%%), mean accepted "
+                "length %.2f, %.2f tokens per target pass; draft %.2f s, target %.2f s; plain decoding "
+                "%.1f tok/s, speedup %.2fx\n", (long long)st.n_drafted, (long long)st.n_accepted,
+                100.0 * acceptance, mean_accepted, st.n_steps ? (double)st.n_generated / (double)st.n_steps : 0.0,
+                st.draft_s, st.target_s, plain_tps, speedup);
+    }
+    rc = 0;
+done:
+    lb_speculative_free(spec);
+    lb_context_free(dctx);
+    lb_model_free(draft);
+    return rc;
+}
+
 // --- the run ------------------------------------------------------------------
 
 int cmd_run(int argc, char **argv) {
@@ -222,6 +395,20 @@ int cmd_run(int argc, char **argv) {
     lb_model *model = cli_open_model(path, o.tokenizer);
     free(path);
     if (!model) return 1;
+    if (o.profile) {
+        // Quantize at load time; the profile also sets the KV cache type unless --kv-type did.
+        lb_error perr = {0};
+        lb_profile *profile = NULL;
+        if (lb_profile_find(&profile, o.profile, &perr) != LB_OK ||
+            lb_model_requantize_profile(model, profile, NULL, NULL, &perr) != LB_OK) {
+            fprintf(stderr, "lowbit run: %s\n", perr.msg);
+            lb_profile_free(profile);
+            lb_model_free(model);
+            return 1;
+        }
+        if (!o.kv_type_given) o.kv_type = lb_profile_kv_type(profile);
+        lb_profile_free(profile);
+    }
     const double load_s = lb_time_s() - t0;
     const lb_hparams *hp = lb_model_hparams(model);
 
@@ -260,6 +447,10 @@ int cmd_run(int argc, char **argv) {
     logits = malloc((size_t)hp->n_vocab * sizeof *logits);
     gen = malloc((size_t)(o.n_predict + 1) * sizeof *gen);
     if (!logits || !gen) goto done;
+    if (o.draft || o.draft_profile) {
+        rc = run_speculative(&o, model, ctx, &cp, ids, n_prompt, load_s, &out, gen);
+        goto done;
+    }
     if (!o.seed_given) fprintf(stderr, "lowbit run: seed %llu\n", (unsigned long long)o.sp.seed);
 
     for (int i = 0; i < n_prompt; i++) lb_sampler_accept(smp, ids[i]);
