@@ -572,6 +572,7 @@ typedef struct lb_stats {
     size_t kv_bytes_used, kv_bytes_allocated;
     int32_t n_ctx_used, n_ctx;
     double prefill_tps, decode_tps; // the last (or current) reply
+    int32_t prefill_tokens;       // tokens the last lb_chat_begin evaluated (the rest was reused)
     float decode_history[LB_STATS_HISTORY]; // decode tok/s of past replies, oldest first
     int n_history;
     char profile[32];             // active profile or type name

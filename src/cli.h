@@ -12,6 +12,10 @@
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 
 // Parse a number option value; on error print "lowbit CMD: OPT: ..." and return false.
 bool cli_int(const char *cmd, const char *opt, const char *val, long lo, long hi, long *out);

@@ -15,6 +15,10 @@ static const struct {
     {"run", cmd_run, "generate text from a prompt"},
     {"info", cmd_info, "show a model's architecture, hyperparameters and tensors"},
     {"tokenize", cmd_tokenize, "show the token ids and pieces of a text"},
+    {"quantize", cmd_quantize, "write a GGUF file quantized by a profile"},
+    {"perplexity", cmd_perplexity, "measure perplexity and KL divergence on a text file"},
+    {"bench", cmd_bench, "measure prompt processing and generation speed per profile"},
+    {"chat", cmd_chat, "chat in the terminal (a line REPL when not on a terminal)"},
 };
 
 static void usage(FILE *out) {
