@@ -224,8 +224,10 @@ lb_status lb_context_new(lb_context **out, lb_model *model, const lb_context_par
 void lb_context_free(lb_context *ctx);
 
 // Evaluate a batch of tokens at explicit positions. Positions must continue the
-// cache: pos[0] == lb_context_n_past(ctx), then consecutive. Prompt processing
-// and verification of drafted tokens are the same call.
+// cache: pos[0] == lb_context_n_past(ctx), then consecutive (pos may be NULL
+// for exactly that). Prompt processing and verification of drafted tokens are
+// the same call; below 16 tokens a batch gives bit-identical logits to
+// evaluating its tokens one at a time.
 // `want` (may be NULL: only the last position) marks the positions whose
 // logits are wanted; they are written to `logits` one row of n_vocab floats
 // each, in order. On failure the cache is as it was.

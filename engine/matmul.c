@@ -9,7 +9,7 @@
  *   then each thread takes a chunk of weight rows and computes the dot
  *   product of each row with every activation row while the weight row is in
  *   cache. Decoding reads every weight byte exactly once.
- * - Float weights (F32, F16, BF16) with a batch: OpenBLAS sgemm, on the
+ * - Float weights (F32, F16, BF16) with 16 or more tokens: OpenBLAS sgemm, on the
  *   mapping for F32, on tiles of rows converted to f32 for F16/BF16.
  */
 #include "model.h"
@@ -24,7 +24,7 @@
 // OpenBLAS is the float GEMM; its thread count is process-wide state of its own.
 extern void openblas_set_num_threads(int num_threads);
 
-enum { ROWS_PER_CHUNK = 16, SGEMM_MIN_BATCH = 4, SGEMM_TILE_ROWS = 256 };
+enum { ROWS_PER_CHUNK = 16, SGEMM_MIN_BATCH = 16, SGEMM_TILE_ROWS = 256 };
 
 static bool grow(void **buf, size_t *cap, size_t need) {
     if (*cap >= need) return true;
@@ -51,20 +51,25 @@ struct rows_task {
     float *y;               // (n, rows)
     int n;
     lb_vec_dot_fn dot;
+    lb_vec_dot4_fn dot4;    // NULL when the ISA has no 4-row kernel for the type
 };
 
 static void rows_chunk(void *arg, int64_t chunk) {
     const struct rows_task *t = arg;
     const int64_t r0 = chunk * ROWS_PER_CHUNK;
     const int64_t r1 = r0 + ROWS_PER_CHUNK < t->w->rows ? r0 + ROWS_PER_CHUNK : t->w->rows;
-    for (int64_t r = r0; r < r1; r++) {
+    int64_t r = r0;
+    if (t->dot4)
+        for (; r + 4 <= r1; r += 4) {
+            const char *wr = (const char *)t->w->data + (size_t)r * t->w_row_bytes;
+            for (int i = 0; i < t->n; i++) {
+                float out[4];
+                t->dot4(t->w->cols, wr, t->w_row_bytes, t->act + (size_t)i * t->act_row_bytes, out);
+                for (int k = 0; k < 4; k++) t->y[(size_t)i * t->w->rows + r + k] = out[k];
+            }
+        }
+    for (; r < r1; r++) {
         const char *wr = (const char *)t->w->data + (size_t)r * t->w_row_bytes;
-        // Decode is bound by how many cache misses are in flight. Hardware
-        // prefetchers stop at 4 KiB pages, and a row is often exactly one page
-        // (2048 F16 weights), so each row would start cold: request the next
-        // row while this one is being multiplied.
-        if (r + 1 < t->w->rows)
-            for (size_t off = 0; off < t->w_row_bytes; off += 64) __builtin_prefetch(wr + t->w_row_bytes + off, 0, 0);
         for (int i = 0; i < t->n; i++)
             t->y[(size_t)i * t->w->rows + r] = t->dot(t->w->cols, wr, t->act + (size_t)i * t->act_row_bytes);
     }
@@ -87,7 +92,8 @@ static lb_status matmul_rows(struct lb_threadpool *pool, struct lb_matmul_scratc
                              const float *x, float *y, int n, lb_error *err) {
     const lb_type vt = lb_type_traits[w->type].vec_dot_type;
     struct rows_task t = {
-        .w = w, .w_row_bytes = lb_type_row_bytes(w->type, w->cols), .y = y, .n = n, .dot = lb_kernel_vec_dot(w->type)};
+        .w = w, .w_row_bytes = lb_type_row_bytes(w->type, w->cols), .y = y, .n = n, .dot = lb_kernel_vec_dot(w->type),
+        .dot4 = lb_kernels()->vec_dot4[w->type]};
     if (vt == LB_TYPE_F32) {
         t.act = (const char *)x;
         t.act_row_bytes = (size_t)w->cols * sizeof(float);
@@ -146,7 +152,11 @@ lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const 
                  float *y, int n, lb_error *err) {
     const bool is_float = w->type == LB_TYPE_F32 || w->type == LB_TYPE_F16 || w->type == LB_TYPE_BF16;
     // Measured on a 512-wide F16 model: sgemm on converted tiles wins from 16
-    // tokens on (2.1x at 32), ties at 8; below 4 the dot products win.
+    // tokens on (2.1x at 32) and ties at 8. Below 16 the row path also keeps
+    // the arithmetic of single-token decoding, so a speculative verification
+    // batch (K + 1 <= 9 tokens) gives bit-identical logits to decoding them
+    // one by one, and it reads each weight once instead of converting the
+    // whole matrix to f32 (which made F16 verification 8x a decode step).
     if (is_float && n >= SGEMM_MIN_BATCH) return matmul_sgemm(pool, s, w, x, y, n, err);
     return matmul_rows(pool, s, w, x, y, n, err);
 }

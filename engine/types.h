@@ -15,6 +15,10 @@ typedef void (*lb_from_float_fn)(const float *src, void *dst, int64_t n);
 // Dot product of n elements: w is a row of this type, a is the activation row
 // already converted to the row's vec_dot_type.
 typedef float (*lb_vec_dot_fn)(int64_t n, const void *w, const void *a);
+// Four rows at once: rows w, w + stride, w + 2·stride, w + 3·stride against
+// one activation row; out[k] is row k's dot product. Decode is bound by cache
+// misses in flight, and four rows read at once are four memory streams.
+typedef void (*lb_vec_dot4_fn)(int64_t n, const void *w, size_t stride, const void *a, float out[4]);
 
 struct lb_type_traits {
     const char *name;           // NULL: no type has this id
@@ -43,6 +47,7 @@ struct lb_kernels {
     lb_vec_dot_fn vec_dot[LB_TYPE_COUNT];
     lb_from_float_fn from_float[LB_TYPE_COUNT]; // activation quantizers (Q8_0, Q8_1, Q8_K)
     lb_to_float_fn to_float[LB_TYPE_COUNT];     // row conversions on hot paths (F16 KV cache, F16 GEMM tiles)
+    lb_vec_dot4_fn vec_dot4[LB_TYPE_COUNT];     // optional 4-row dot products (NULL: use vec_dot per row)
 };
 const struct lb_kernels *lb_kernels(void);
 

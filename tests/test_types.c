@@ -326,6 +326,28 @@ static void test_avx2_matches_scalar(void **state) {
         const double v = avx2_dot(n, w, a);
         print_message("vec_dot avx2 %-5s vs scalar: %.9g vs %.9g\n", tt->name, v, s);
         assert_true(fabs(v - s) <= 3e-5 * abs_sum);
+        const lb_vec_dot4_fn avx2_dot4 = lb_kernels_avx2.vec_dot4[t];
+        if (avx2_dot4) {
+            // Four rows: the same row at four strides, each checked against the scalar dot.
+            const size_t row = lb_type_row_bytes(t, n);
+            char *w4 = malloc(4 * row);
+            for (int k = 0; k < 4; k++) {
+                float *shifted = malloc(n * sizeof *shifted);
+                for (int64_t j = 0; j < n; j++) shifted[j] = wx[(j + 97 * k) % n];
+                tt->from_float_ref(shifted, w4 + k * row, n);
+                free(shifted);
+            }
+            float out[4];
+            avx2_dot4(n, w4, row, a, out);
+            for (int k = 0; k < 4; k++) {
+                double sum_k;
+                dot_reference(t, n, w4 + k * row, a, &sum_k);
+                const double ref = lb_kernels_scalar.vec_dot[t](n, w4 + k * row, a);
+                assert_true(fabs(out[k] - ref) <= 3e-5 * sum_k);
+            }
+            print_message("vec_dot4 avx2 %-5s: four rows agree with scalar\n", tt->name);
+            free(w4);
+        }
         free(w);
         free(a);
     }
