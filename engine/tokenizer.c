@@ -661,3 +661,46 @@ int tokenizer_decode(const struct lb_tokenizer *t, int32_t prev, int32_t id, cha
         free(dst);
     return ret;
 }
+
+// ----------------------------------------------------------------------------
+// The merge queue shared by tokenizer_spm.c and tokenizer_bpe.c
+
+static bool pair_before(const struct tok_pair *x, const struct tok_pair *y) {
+    return x->priority > y->priority || (x->priority == y->priority && x->left < y->left);
+}
+
+bool tok_queue_push(struct tok_queue *q, struct tok_pair p) {
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        struct tok_pair *v = realloc(q->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        q->v = v, q->cap = cap;
+    }
+    size_t i = q->n++;
+    while (i > 0 && pair_before(&p, &q->v[(i - 1) / 2])) {
+        q->v[i] = q->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    q->v[i] = p;
+    return true;
+}
+
+struct tok_pair tok_queue_pop(struct tok_queue *q) {
+    struct tok_pair top = q->v[0], last = q->v[--q->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= q->n)
+            break;
+        if (c + 1 < q->n && pair_before(&q->v[c + 1], &q->v[c]))
+            c++;
+        if (!pair_before(&q->v[c], &last))
+            break;
+        q->v[i] = q->v[c];
+        i = c;
+    }
+    if (q->n > 0)
+        q->v[i] = last;
+    return top;
+}

@@ -92,6 +92,25 @@ struct tok_merge {
     int32_t result;        // id of left's piece followed by right's
 };
 
+// A candidate merge of two adjacent symbols, for both tokenizers' merge
+// loops: the highest priority merges first, then the leftmost. SentencePiece
+// uses the merged piece's score; byte-level BPE uses -rank (ranks are below
+// 2^24, so exact in a float). `a` and `b` are the caller's: SPM keeps the
+// merged length to spot stale entries, BPE the two token ids.
+struct tok_pair {
+    float priority;
+    int32_t left, right;   // symbol indices
+    uint32_t a, b;
+};
+
+// A binary max-heap of tok_pair; zero-initialise, free(q->v) when done.
+struct tok_queue {
+    struct tok_pair *v;
+    size_t n, cap;
+};
+bool tok_queue_push(struct tok_queue *q, struct tok_pair p); // false on out of memory
+struct tok_pair tok_queue_pop(struct tok_queue *q);          // q->n > 0
+
 struct lb_tokenizer {
     enum lb_tok_kind kind;
     int32_t n_vocab;

@@ -273,60 +273,11 @@ struct bpe_sym {
 // A candidate merge of `left` with its right neighbour; stale unless both
 // still carry the ids they had when it was queued (a symbol's id changes on
 // every merge: the merged piece is longer).
-struct bpe_pair {
-    int32_t rank, left;
-    int32_t left_id, right_id;
-};
-
-struct bpe_heap {
-    struct bpe_pair *v;
-    size_t n, cap;
-};
-
-static bool bpair_before(const struct bpe_pair *a, const struct bpe_pair *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static bool bheap_push(struct bpe_heap *h, struct bpe_pair p) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        struct bpe_pair *v = realloc(h->v, cap * sizeof *v);
-        if (!v)
-            return false;
-        h->v = v, h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0 && bpair_before(&p, &h->v[(i - 1) / 2])) {
-        h->v[i] = h->v[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h->v[i] = p;
-    return true;
-}
-
-static struct bpe_pair bheap_pop(struct bpe_heap *h) {
-    struct bpe_pair top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && bpair_before(&h->v[c + 1], &h->v[c]))
-            c++;
-        if (!bpair_before(&h->v[c], &last))
-            break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n > 0)
-        h->v[i] = last;
-    return top;
-}
 
 struct bpe_work {
     struct bpe_sym *sym; // one per byte of the longest word so far
     size_t sym_cap;
-    struct bpe_heap heap;
+    struct tok_queue heap;
     char *spelled;       // a word in GPT-2 characters, for ignore_merges
     size_t spelled_cap;
     bool oom;
@@ -350,7 +301,8 @@ static void queue_pair(const struct lb_tokenizer *t, struct bpe_work *w, int32_t
     if (a < 0 || b < 0)
         return;
     const struct tok_merge *m = find_merge(t, a, b);
-    if (m && !bheap_push(&w->heap, (struct bpe_pair){m->rank, left, a, b}))
+    // Lower ranks merge first: priority -rank.
+    if (m && !tok_queue_push(&w->heap, (struct tok_pair){-(float)m->rank, left, -1, (uint32_t)a, (uint32_t)b}))
         w->oom = true;
 }
 
@@ -382,12 +334,12 @@ static void encode_word(const struct lb_tokenizer *t, const char *word, size_t l
     for (size_t i = 0; i + 1 < len; i++)
         queue_pair(t, w, (int32_t)i);
     while (w->heap.n > 0 && !w->oom) {
-        struct bpe_pair p = bheap_pop(&w->heap);
+        struct tok_pair p = tok_queue_pop(&w->heap);
         struct bpe_sym *l = &w->sym[p.left];
-        if (l->id != p.left_id || l->next < 0 || w->sym[l->next].id != p.right_id)
+        if (l->id != (int32_t)p.a || l->next < 0 || w->sym[l->next].id != (int32_t)p.b)
             continue; // stale
         struct bpe_sym *r = &w->sym[l->next];
-        l->id = find_merge(t, p.left_id, p.right_id)->result;
+        l->id = find_merge(t, (int32_t)p.a, (int32_t)p.b)->result;
         r->id = -2; // merged away (never a live id)
         l->next = r->next;
         if (r->next >= 0)

@@ -40,57 +40,6 @@ struct spm_node {
 
 // A candidate merge of symbols left and right. It is stale when either side
 // has changed length since it was queued (symbols only grow).
-struct spm_pair {
-    float score;
-    int32_t left, right;
-    uint32_t size;
-};
-
-struct spm_heap {
-    struct spm_pair *v;
-    size_t n, cap;
-};
-
-// Higher score first; the leftmost on ties.
-static bool pair_before(const struct spm_pair *a, const struct spm_pair *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static bool heap_push(struct spm_heap *h, struct spm_pair p) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        struct spm_pair *v = realloc(h->v, cap * sizeof *v);
-        if (!v)
-            return false;
-        h->v = v, h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0 && pair_before(&p, &h->v[(i - 1) / 2])) {
-        h->v[i] = h->v[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h->v[i] = p;
-    return true;
-}
-
-static struct spm_pair heap_pop(struct spm_heap *h) {
-    struct spm_pair top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && pair_before(&h->v[c + 1], &h->v[c]))
-            c++;
-        if (!pair_before(&h->v[c], &last))
-            break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n > 0)
-        h->v[i] = last;
-    return top;
-}
 
 // Pieces a merge may produce. Control, unknown and byte pieces are never
 // built from text (SentencePiece keeps them out of its piece table), and
@@ -105,7 +54,7 @@ struct spm_state {
     struct spm_sym *sym;
     struct spm_node *node;
     int32_t n_node;
-    struct spm_heap heap;
+    struct tok_queue heap;
     bool oom;
 };
 
@@ -116,8 +65,8 @@ static void try_pair(struct spm_state *s, int32_t left, int32_t right) {
     int32_t id = tokenizer_find(s->t, s->esc + l->off, l->len + r->len);
     if (id < 0 || !mergeable(s->t->tokens[id].attr))
         return;
-    struct spm_pair p = {s->t->tokens[id].score, left, right, l->len + r->len};
-    if (!heap_push(&s->heap, p))
+    struct tok_pair p = {s->t->tokens[id].score, left, right, l->len + r->len, 0};
+    if (!tok_queue_push(&s->heap, p))
         s->oom = true;
 }
 
@@ -222,9 +171,9 @@ void spm_encode(const struct lb_tokenizer *t, const char *text, size_t len, bool
     for (int32_t i = 0; i + 1 < n_sym; i++)
         try_pair(&s, i, i + 1);
     while (s.heap.n > 0 && !s.oom) {
-        struct spm_pair p = heap_pop(&s.heap);
+        struct tok_pair p = tok_queue_pop(&s.heap);
         struct spm_sym *l = &s.sym[p.left], *r = &s.sym[p.right];
-        if (l->len == 0 || r->len == 0 || l->len + r->len != p.size)
+        if (l->len == 0 || r->len == 0 || l->len + r->len != p.a)
             continue; // stale: one side was merged into something else
         s.node[s.n_node] = (struct spm_node){l->off, l->len + r->len, l->node, r->node};
         l->node = s.n_node++;
