@@ -97,6 +97,22 @@ lb_model *cli_open_model(const char *path, const char *tokenizer_path) {
     return m;
 }
 
+bool cli_apply_profile(const char *cmd, lb_model *model, const char *name) {
+    lb_error err = {0};
+    lb_profile *prof = NULL;
+    lb_status st = lb_profile_find(&prof, name, &err);
+    if (st == LB_OK) {
+        st = lb_model_requantize_profile(model, prof, NULL, NULL, &err);
+        lb_profile_free(prof);
+    } else if (lb_type_from_name(name) >= 0) {
+        st = lb_model_requantize(model, (lb_type)lb_type_from_name(name), NULL, NULL, &err);
+    }
+    if (st != LB_OK)
+        fprintf(stderr, "lowbit %s: %s: %s%s\n", cmd, name, err.msg,
+                st == LB_ERR_MISSING ? "; not a tensor type either (q8_0, q4_0, q4_k, q2_k ...)" : "");
+    return st == LB_OK;
+}
+
 // Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid.
 static size_t utf8_len(const unsigned char *s, size_t n) {
     if (s[0] < 0x80) return 1;

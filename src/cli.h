@@ -31,6 +31,11 @@ char *cli_find_model(const char *cmd, const char *given);
 // bytes that are not valid UTF-8 become U+FFFD.
 void json_string(FILE *out, const char *s, size_t len);
 
+// Re-quantize `model` to a profile (lb_profile_find: a name or a YAML file)
+// or, when no profile has that name, to the tensor type it names (q8_0 ...).
+// Prints "lowbit CMD: NAME: message" and returns false on failure.
+bool cli_apply_profile(const char *cmd, lb_model *model, const char *name);
+
 // Open a model with the error printed as "lowbit: <message>".
 lb_model *cli_open_model(const char *path, const char *tokenizer_path);
 

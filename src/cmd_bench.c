@@ -16,8 +16,8 @@ enum { MAX_PROFILES = 32 };
 static void usage(FILE *out) {
     fprintf(out,
             "usage: lowbit bench [-m MODEL] [--profile a,b,...] [-p 512] [-n 128] [-t N] [-r 5] [--membw] [--json]\n"
-            "  --profile LIST   comma-separated: 'source' (the file as it is) or a tensor type to re-quantize\n"
-            "                   the weights to (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k..q6_k)\n"
+            "  --profile LIST   comma-separated: 'source' (the file as it is), a profile (q4_k_m, FILE.yaml ...)\n"
+            "                   or a tensor type (f16, q8_0, q4_0, q2_k ...) to re-quantize the weights to\n"
             "  -p N             prompt tokens for pp (0 skips pp; default 512)\n"
             "  -n N             generated tokens for tg (0 skips tg; default 128)\n"
             "  -t N             threads (default: the machine's cores)\n"
@@ -70,18 +70,7 @@ static bool measure(lb_context *ctx, const int32_t *tokens, int n, bool batch, i
 }
 
 static bool apply_profile(lb_model *m, const char *name) {
-    if (!strcmp(name, "source")) return true;
-    int type = lb_type_from_name(name);
-    if (type < 0) {
-        fprintf(stderr, "lowbit bench: --profile: '%s' is not 'source' or a tensor type\n", name);
-        return false;
-    }
-    lb_error err = {0};
-    if (lb_model_requantize(m, (lb_type)type, NULL, NULL, &err) != LB_OK) {
-        fprintf(stderr, "lowbit bench: %s: %s\n", name, err.msg);
-        return false;
-    }
-    return true;
+    return !strcmp(name, "source") || cli_apply_profile("bench --profile", m, name);
 }
 
 int cmd_bench(int argc, char **argv) {

@@ -247,18 +247,7 @@ static bool output_flush(struct output *o, const struct run_opts *opt, bool fina
 static lb_model *open_draft(const struct run_opts *o, const lb_model *target) {
     lb_model *d = cli_open_model(o->draft ? o->draft : lb_model_path(target), o->draft ? NULL : o->tokenizer);
     if (!d || !o->draft_profile) return d;
-    lb_error err = {0};
-    lb_profile *prof = NULL;
-    lb_status st = lb_profile_find(&prof, o->draft_profile, &err);
-    if (st == LB_OK) {
-        st = lb_model_requantize_profile(d, prof, NULL, NULL, &err);
-        lb_profile_free(prof);
-    } else if (lb_type_from_name(o->draft_profile) >= 0) {
-        st = lb_model_requantize(d, (lb_type)lb_type_from_name(o->draft_profile), NULL, NULL, &err);
-    }
-    if (st != LB_OK) {
-        fprintf(stderr, "lowbit run: --draft-profile %s: %s%s\n", o->draft_profile, err.msg,
-                st == LB_ERR_MISSING ? "; not a tensor type either (q8_0, q4_0, q4_k, q2_k ...)" : "");
+    if (!cli_apply_profile("run --draft-profile", d, o->draft_profile)) {
         lb_model_free(d);
         return NULL;
     }

@@ -71,6 +71,20 @@ check "info: GQA heads" contains "$tmp/info.txt" "heads:           8 (kv heads 4
 check "info: tensor table" contains "$tmp/info.txt" "tensors (48):"
 check "info: bits per weight" contains "$tmp/info.txt" "32.000 bits per weight"
 
+# bench: one JSON object per profile with the fields llama-bench users expect.
+"$LOWBIT" bench -m "$M/stories260K.gguf" --profile source,q8_0 -p 16 -n 8 -r 2 --json >"$tmp/bench.json" 2>/dev/null
+check "bench --json: a list with pp/tg ± std, size, bpw and peak RSS per profile" python3 - "$tmp/bench.json" <<'EOF2'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+assert [r["profile"] for r in rows] == ["source", "q8_0"], rows
+for r in rows:
+    for k in ("pp_tps", "pp_std", "tg_tps", "tg_std", "size_bytes", "bpw", "peak_rss_bytes"):
+        assert k in r and r[k] >= 0, (k, r)
+    assert r["pp_tps"] > 0 and r["tg_tps"] > 0
+assert rows[1]["size_bytes"] < rows[0]["size_bytes"] / 2 and rows[1]["bpw"] < rows[0]["bpw"], rows
+EOF2
+check "bench: an unknown profile is an error (1)" status_is 1 "$LOWBIT" bench -m "$M/stories260K.gguf" --profile nonesuch -p 4 -n 2 -r 1
+
 # Finding the model without -m.
 mkdir -p "$tmp/xdg/lowbit/models"
 ln -s "$(cd "$M" && pwd)/stories260K.gguf" "$tmp/xdg/lowbit/models/a.gguf"
@@ -93,7 +107,7 @@ head -c 5000 "$M/stories260K.gguf" >"$tmp/cut.gguf"
 "$LOWBIT" info "$tmp/cut.gguf" 2>"$tmp/cut.err"
 check "info: truncated GGUF is a one-line error naming the file" bash -c \
     "grep -q 'cut.gguf' '$tmp/cut.err' && [ \$(wc -l <'$tmp/cut.err') -eq 1 ]"
-for c in run info tokenize; do
+for c in run info tokenize bench quantize perplexity chat; do
     check "$c --help (0)" status_is 0 "$LOWBIT" $c --help
 done
 check "unknown command (2)" status_is 2 "$LOWBIT" frobnicate
