@@ -157,4 +157,19 @@ typedef struct {
 } block_q8_K;
 LB_BLOCK_ASSERT(sizeof(block_q8_K) == 4 + QK_K + QK_K / 16 * 2, "block_q8_K size");
 
+// ---------------------------------------------------------------------------
+// lowbit's own blocks (type ids 128 and up; no ggml counterpart).
+
+#define QK_BNB4 64
+
+// bitsandbytes' 4-bit blockwise formats, NF4 and FP4 (one layout, two code
+// tables, see quants_bnb.c): x = table[q] * absmax, q in [0, 15]. As in
+// bitsandbytes, element 2i is the high nibble of qs[i] and element 2i+1 the
+// low nibble. 4.25 bits per weight.
+typedef struct {
+    uint16_t absmax;        // fp16 of the block's largest |x|
+    uint8_t qs[QK_BNB4 / 2];
+} block_bnb4;
+LB_BLOCK_ASSERT(sizeof(block_bnb4) == 2 + QK_BNB4 / 2, "block_bnb4 size");
+
 #endif // LB_BLOCKS_H

@@ -428,7 +428,7 @@ static lb_status read_tensor_info(struct reader *r, struct gguf_file *f, struct 
         }
         if (o == 0) snprintf(known, sizeof known, "none known");
         return FAIL(r->err, LB_ERR_UNSUPPORTED,
-                       "%s: tensor '%s': type %" PRIu32 " unknown (expected a ggml type id: %s)",
+                       "%s: tensor '%s': type %" PRIu32 " unknown (expected a type id lowbit knows: %s)",
                        r->name, shown, type, known);
     }
     t->type = (lb_type)type;
@@ -982,7 +982,7 @@ lb_status gguf_writer_add_tensor(struct gguf_writer *w, const char *name, lb_typ
                        n_dims, GGUF_MAX_DIMS);
     int block = lb_type_block_size(type);
     if (block <= 0)
-        return FAIL(err, LB_ERR_ARG, "gguf writer: tensor '%s': type %d unknown (expected a ggml type id)", name,
+        return FAIL(err, LB_ERR_ARG, "gguf writer: tensor '%s': type %d unknown (expected a type id lowbit knows)", name,
                        (int)type);
     int64_t rows = 1;
     for (uint32_t d = 0; d < n_dims; d++) {

@@ -79,7 +79,7 @@ struct gguf_file {
 // Reader
 
 // Map and parse `path`. Errors name the file and the key or tensor:
-// "m.gguf: tensor 'blk.0.attn_q.weight': type 41 unknown (expected a ggml type id)".
+// "m.gguf: tensor 'blk.0.attn_q.weight': type 41 unknown (expected a type id lowbit knows: ...)".
 lb_status gguf_open(struct gguf_file **out, const char *path, lb_error *err);
 // Parse a buffer already in memory (the fuzzer's entry point). `name` is used
 // in messages. The buffer must outlive the result.

@@ -33,6 +33,8 @@ const struct lb_kernels lb_kernels_scalar = {
         [LB_TYPE_Q4_K] = lb_vec_dot_q4_K_q8_K,
         [LB_TYPE_Q5_K] = lb_vec_dot_q5_K_q8_K,
         [LB_TYPE_Q6_K] = lb_vec_dot_q6_K_q8_K,
+        [LB_TYPE_NF4] = lb_vec_dot_nf4_f32,
+        [LB_TYPE_FP4] = lb_vec_dot_fp4_f32,
     },
     .from_float = {
         [LB_TYPE_Q8_0] = lb_quantize_row_q8_0_ref,

@@ -6,7 +6,7 @@
  * What is SIMD here (everything else is NULL and falls back to the scalar
  * reference in quants_*.c through lb_kernel_vec_dot / lb_kernel_from_float):
  *   vec_dot:    F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
- *               Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
+ *               Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, NF4, FP4
  *   from_float: Q8_0, Q8_1, Q8_K (bit-identical to the reference quantizers)
  *
  * How results relate to the scalar reference: the integer part of every dot
@@ -431,6 +431,39 @@ static float vec_dot_q6_K(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
+// ---------------------------------------------------------------------------
+// NF4 / FP4 (lowbit's own types) against f32 activations: codes become floats
+// through a 16-entry table held in two registers (codes 0-7 and 8-15);
+// _mm256_permutevar8x32_ps looks up the low 3 bits in both and bit 3, moved
+// to the sign bit, picks one. Per block one 8-lane FMA sum, scaled by absmax.
+
+// Elements 8k..8k+7 of a block: 4 bytes of qs, element 2i in the high nibble
+// of byte i, so lane l shifts by 8*(l/2) + 4*!(l&1).
+static inline __m256 bnb4_lookup8(const uint8_t *qs, __m256 lo, __m256 hi) {
+    uint32_t bytes;
+    memcpy(&bytes, qs, sizeof bytes);
+    const __m256i shift = _mm256_setr_epi32(4, 0, 12, 8, 20, 16, 28, 24);
+    const __m256i idx = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bytes), shift), _mm256_set1_epi32(15));
+    const __m256 from_lo = _mm256_permutevar8x32_ps(lo, idx), from_hi = _mm256_permutevar8x32_ps(hi, idx);
+    return _mm256_blendv_ps(from_lo, from_hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+}
+
+static inline float vec_dot_bnb4(const float table[16], int64_t n, const void *w, const void *a) {
+    const block_bnb4 *x = w;
+    const float *y = a;
+    const __m256 lo = _mm256_loadu_ps(table), hi = _mm256_loadu_ps(table + 8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_BNB4; i++, y += QK_BNB4) {
+        __m256 block = _mm256_setzero_ps();
+        for (int k = 0; k < QK_BNB4 / 8; k++)
+            block = _mm256_fmadd_ps(bnb4_lookup8(x[i].qs + 4 * k, lo, hi), _mm256_loadu_ps(y + 8 * k), block);
+        acc = _mm256_fmadd_ps(block, _mm256_set1_ps(fp16_to_f32(x[i].absmax)), acc);
+    }
+    return hsum_f32x8(acc);
+}
+
+static float vec_dot_nf4(int64_t n, const void *w, const void *a) { return vec_dot_bnb4(lb_nf4_table, n, w, a); }
+static float vec_dot_fp4(int64_t n, const void *w, const void *a) { return vec_dot_bnb4(lb_fp4_table, n, w, a); }
 
 // ---------------------------------------------------------------------------
 // Activation quantizers, bit-identical to the references in quants_*.c.
@@ -564,6 +597,8 @@ const struct lb_kernels lb_kernels_avx2 = {
         [LB_TYPE_Q4_K] = vec_dot_q4_K,
         [LB_TYPE_Q5_K] = vec_dot_q5_K,
         [LB_TYPE_Q6_K] = vec_dot_q6_K,
+        [LB_TYPE_NF4] = vec_dot_nf4,
+        [LB_TYPE_FP4] = vec_dot_fp4,
     },
     .from_float = {
         [LB_TYPE_Q8_0] = quantize_q8_0,

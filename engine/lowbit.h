@@ -73,7 +73,9 @@ const char *lb_status_name(lb_status status);
 // ----------------------------------------------------------------------------
 // Tensor types. Values are ggml's type ids, so they are the ids stored in GGUF
 // files. A retired id keeps its slot. Each type is described once in the
-// engine's traits table (engine/types.c).
+// engine's traits table (engine/types.c). Ids from 128 up are lowbit's own
+// types, kept far from ggml's range so no other tool mistakes them for one of
+// its own.
 
 typedef enum lb_type {
     LB_TYPE_F32 = 0,
@@ -91,13 +93,20 @@ typedef enum lb_type {
     LB_TYPE_Q6_K = 14,
     LB_TYPE_Q8_K = 15,  // activation type for k-quant dot products
     LB_TYPE_BF16 = 30,
-    LB_TYPE_COUNT = 40, // size of the traits table; ids without a row are unknown
+    // lowbit's own types, not ggml types: llama.cpp refuses files that hold them.
+    LB_TYPE_NF4 = 128,  // bitsandbytes NF4: blocks of 64, fp16 absmax, NormalFloat code table
+    LB_TYPE_FP4 = 129,  // bitsandbytes FP4 (E2M1): blocks of 64, fp16 absmax
+    LB_TYPE_COUNT = 160, // size of the traits table; ids without a row are unknown
 } lb_type;
 
 // Name ("Q4_K"), or NULL for an id with no row in the table.
 const char *lb_type_name(lb_type type);
 // The type whose name matches, case-insensitively; -1 when none does.
 int lb_type_from_name(const char *name);
+// For lowbit's own types (ids 128 and up), one line saying what the format is
+// (also written to quantized files as lowbit.type.<id>); NULL for ggml types
+// and unknown ids.
+const char *lb_type_description(lb_type type);
 // Elements per block and bytes per block; 0 for an unknown type.
 int lb_type_block_size(lb_type type);
 size_t lb_type_block_bytes(lb_type type);

@@ -25,7 +25,8 @@
 // ----------------------------------------------------------------------------
 // Methods: ggml types (with the rules of llama.cpp's file type of that name,
 // or the _S variant for q3_k/q4_k/q5_k, which llama.cpp has no plain file type
-// for) and llama.cpp's mixes.
+// for) and llama.cpp's mixes; then lowbit's own types (bitsandbytes' NF4 and
+// FP4), whose only llama.cpp rule is the output head's.
 
 const struct lb_method lb_methods[] = {
     {"f32", LB_TYPE_F32, LB_FTYPE_ALL_F32, false},
@@ -47,6 +48,8 @@ const struct lb_method lb_methods[] = {
     {"q4_k_m", LB_TYPE_Q4_K, LB_FTYPE_MOSTLY_Q4_K_M, true},
     {"q5_k_s", LB_TYPE_Q5_K, LB_FTYPE_MOSTLY_Q5_K_S, true},
     {"q5_k_m", LB_TYPE_Q5_K, LB_FTYPE_MOSTLY_Q5_K_M, true},
+    {"nf4", LB_TYPE_NF4, LB_FTYPE_LOWBIT_NF4, false},
+    {"fp4", LB_TYPE_FP4, LB_FTYPE_LOWBIT_FP4, false},
 };
 const int lb_n_methods = (int)(sizeof lb_methods / sizeof lb_methods[0]);
 
@@ -115,7 +118,7 @@ static lb_status get_type(struct reader *r, const char *key, const yaml_node_t *
     if (t < 0 || !lb_type_is_weight((lb_type)t))
         return fail_at(r, v, LB_ERR_FORMAT,
                        "%s '%s' is not a weight type (expected one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, "
-                       "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k)", key, s);
+                       "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4)", key, s);
     *out = (lb_type)t;
     return LB_OK;
 }

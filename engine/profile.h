@@ -28,6 +28,10 @@ enum lb_ftype {
     LB_FTYPE_MOSTLY_Q5_K_M = 17,
     LB_FTYPE_MOSTLY_Q6_K = 18,
     LB_FTYPE_MOSTLY_BF16 = 32,
+    // lowbit's own file types, numbered as their type ids (lowbit.h), far
+    // outside llama.cpp's enum: files holding them are lowbit-only anyway.
+    LB_FTYPE_LOWBIT_NF4 = 128,
+    LB_FTYPE_LOWBIT_FP4 = 129,
 };
 
 // One accepted value of `method:`: the type most weight matrices get, and the

@@ -11,7 +11,10 @@
  * move attn_v, ffn_down and attn_output up as llama.cpp does; a row length
  * that does not fit the chosen type's blocks falls back along llama.cpp's
  * chain (Q2_K, Q3_K → Q4_0; Q4_K → Q5_0; Q5_K → Q5_1; Q6_K → Q8_0; then F16
- * when even 32-blocks do not fit). Not carried over: rules for Falcon, MoE
+ * when even 32-blocks do not fit); lowbit's NF4 and FP4 (blocks of 64) fall
+ * back to Q5_0 as Q4_K does. A file holding NF4/FP4 also gets a
+ * lowbit.type.<id> key describing each such type, since no other tool knows
+ * those ids. Not carried over: rules for Falcon, MoE
  * (n_expert == 8) and the IQ/TQ file types, which we do not write.
  *
  * Where the time goes: the reference quantizers (k-quants search scales per
@@ -109,7 +112,7 @@ static lb_type fallback_type(const struct lb_profile *p, lb_type t, int64_t ne0)
     lb_type f = t;
     if (p->fallback != LB_TYPE_COUNT) f = p->fallback;
     else if (t == LB_TYPE_Q2_K || t == LB_TYPE_Q3_K) f = LB_TYPE_Q4_0;
-    else if (t == LB_TYPE_Q4_K) f = LB_TYPE_Q5_0;
+    else if (t == LB_TYPE_Q4_K || t == LB_TYPE_NF4 || t == LB_TYPE_FP4) f = LB_TYPE_Q5_0;
     else if (t == LB_TYPE_Q5_K) f = LB_TYPE_Q5_1;
     else if (t == LB_TYPE_Q6_K) f = LB_TYPE_Q8_0;
     return ne0 % lb_type_block_size(f) == 0 ? f : LB_TYPE_F16;
@@ -336,12 +339,22 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
         }
     }
 
-    // Metadata: the input's, then what llama-quantize sets.
+    // Metadata: the input's, then what llama-quantize sets, then a line for
+    // each of lowbit's own types the file holds.
     if ((st = gguf_writer_copy_kv(w, f, err)) ||
         (st = gguf_writer_set_u32(w, "general.quantization_version", LB_QUANTIZATION_VERSION, err)) ||
-        (st = gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->method->ftype, err)) ||
-        (st = gguf_writer_write(w, out, err)))
+        (st = gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->method->ftype, err)))
         goto done;
+    for (int t = 0; t < LB_TYPE_COUNT; t++) {
+        const char *desc = lb_type_description((lb_type)t);
+        bool used = false;
+        for (int i = 0; i < n && desc && !used; i++) used = rows[i].type_out == (lb_type)t;
+        if (!used) continue;
+        char key[32];
+        snprintf(key, sizeof key, "lowbit.type.%d", t);
+        if ((st = gguf_writer_set_str(w, key, desc, err))) goto done;
+    }
+    if ((st = gguf_writer_write(w, out, err))) goto done;
 
     if (stats) {
         stats->n_tensors = n;

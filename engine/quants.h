@@ -71,6 +71,21 @@ float lb_vec_dot_q4_K_q8_K(int64_t n, const void *w, const void *a);
 float lb_vec_dot_q5_K_q8_K(int64_t n, const void *w, const void *a);
 float lb_vec_dot_q6_K_q8_K(int64_t n, const void *w, const void *a);
 
+// --- quants_bnb.c (lowbit's own NF4 / FP4) --------------------------------
+
+// bitsandbytes' code tables: x = table[q] * absmax.
+extern const float lb_nf4_table[16];
+extern const float lb_fp4_table[16];
+
+void lb_dequantize_row_nf4(const void *src, float *dst, int64_t n);
+void lb_dequantize_row_fp4(const void *src, float *dst, int64_t n);
+
+void lb_quantize_row_nf4_ref(const float *src, void *dst, int64_t n);
+void lb_quantize_row_fp4_ref(const float *src, void *dst, int64_t n);
+
+float lb_vec_dot_nf4_f32(int64_t n, const void *w, const void *a);
+float lb_vec_dot_fp4_f32(int64_t n, const void *w, const void *a);
+
 // --- shared unpacking helpers (used by quants_k.c and kernels_avx2.c) ----
 
 // Scale and min of sub-block j (0..7) of a q4_K / q5_K block: 6 bits each.

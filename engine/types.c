@@ -11,7 +11,8 @@
  * allows on N(0,1) data. Measured values are about 0.8x these.
  * exact_requant: quantizing the decoded values of a block this quantizer
  * produced gives back the same bytes (F16: the decode is exact; Q4_0/Q5_0:
- * d = max/-8 and max/-16 are exact divisions by powers of two).
+ * d = max/-8 and max/-16 are exact divisions by powers of two; NF4/FP4: the
+ * decoded block's absmax is the stored one, since ±1 are codes).
  */
 #include "types.h"
 
@@ -113,6 +114,21 @@ const struct lb_type_traits lb_type_traits[LB_TYPE_COUNT] = {
         .vec_dot = NULL, .vec_dot_type = LB_TYPE_Q8_K,
         .tolerance = 0.009f,
     },
+    // lowbit's own types (ids 128 and up): bitsandbytes' 4-bit formats.
+    [LB_TYPE_NF4] = {
+        .name = "NF4", .block_size = QK_BNB4, .type_size = sizeof(block_bnb4), .bpw = 4.25f,
+        .to_float = lb_dequantize_row_nf4, .from_float_ref = lb_quantize_row_nf4_ref,
+        .vec_dot = lb_vec_dot_nf4_f32, .vec_dot_type = LB_TYPE_F32,
+        .tolerance = 0.115f, .exact_requant = true,
+        .description = "NF4: blocks of 64, fp16 absmax, bitsandbytes NF4 code table (QLoRA NormalFloat)",
+    },
+    [LB_TYPE_FP4] = {
+        .name = "FP4", .block_size = QK_BNB4, .type_size = sizeof(block_bnb4), .bpw = 4.25f,
+        .to_float = lb_dequantize_row_fp4, .from_float_ref = lb_quantize_row_fp4_ref,
+        .vec_dot = lb_vec_dot_fp4_f32, .vec_dot_type = LB_TYPE_F32,
+        .tolerance = 0.15f, .exact_requant = true,
+        .description = "FP4: blocks of 64, fp16 absmax, bitsandbytes FP4 (E2M1, no inf/nan) code table",
+    },
 };
 
 // ---------------------------------------------------------------------------
@@ -129,6 +145,11 @@ int lb_type_from_name(const char *name) {
         if (lb_type_traits[i].name && strcasecmp(lb_type_traits[i].name, name) == 0) return i;
     }
     return -1;
+}
+
+const char *lb_type_description(lb_type type) {
+    const struct lb_type_traits *t = lb_traits(type);
+    return t ? t->description : NULL;
 }
 
 int lb_type_block_size(lb_type type) {

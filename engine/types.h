@@ -31,6 +31,7 @@ struct lb_type_traits {
     lb_type vec_dot_type;       // format the activation is converted to
     float tolerance;            // round-trip RMS error / RMS(x) allowed on Gaussian data (tests)
     bool exact_requant;         // from_float_ref(to_float(b)) == b for blocks from_float_ref made (tests)
+    const char *description;    // lowbit's own types only: one line on the format (lb_type_description)
 };
 
 extern const struct lb_type_traits lb_type_traits[LB_TYPE_COUNT];

@@ -74,11 +74,13 @@ int cmd_info(int argc, char **argv) {
 
     size_t total = 0;
     int64_t params = 0;
+    bool own[LB_TYPE_COUNT] = {false}; // lowbit's own types the file holds
     if (tensors) printf("\ntensors (%d):\n", lb_model_n_tensors(m));
     for (int i = 0; i < lb_model_n_tensors(m); i++) {
         lb_tensor_info t;
         if (!lb_model_tensor(m, i, &t)) continue;
         total += t.nbytes;
+        if ((unsigned)t.type < LB_TYPE_COUNT && lb_type_description(t.type)) own[t.type] = true;
         int64_t n = t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3];
         params += n;
         if (!tensors) continue;
@@ -92,6 +94,13 @@ int cmd_info(int argc, char **argv) {
     printf("\ntotal:           %lld parameters, ", (long long)params);
     print_size(total);
     printf(", %.3f bits per weight\n", params ? 8.0 * (double)total / (double)params : 0.0);
+    bool header = false;
+    for (int t = 0; t < LB_TYPE_COUNT; t++) {
+        if (!own[t]) continue;
+        if (!header) printf("\nlowbit's own types (not ggml types: llama.cpp and other GGUF readers refuse this file):\n");
+        header = true;
+        printf("  %-4d %-5s %s\n", t, lb_type_name((lb_type)t), lb_type_description((lb_type)t));
+    }
     lb_model_free(m);
     free(path);
     return 0;

@@ -253,6 +253,27 @@ def main():
         T.check("profile file: override and pure applied",
                 types.get("blk.0.ffn_down.weight") == QT.Q8_0 and types.get("output.weight") == QT.Q4_K
                 and types.get("blk.1.attn_v.weight") == QT.Q4_K, r.stderr.strip() if r.returncode else "")
+        # lowbit's own NF4 / FP4 (type ids 128, 129): lowbit writes, describes and runs them; the gguf
+        # package, like llama.cpp, refuses the file cleanly (128 is no GGMLQuantizationType).
+        for own, tid in (("nf4", 128), ("fp4", 129)):
+            path = os.path.join(tmp, f"llama-quant-{own}.gguf")
+            r = run([LOWBIT, "quantize", "-m", src_path, "--profile", own, "-o", path, "-q"])
+            info = run([LOWBIT, "info", path])
+            gen = run([LOWBIT, "run", "-m", path, "-p", "Once upon a time", "-n", "4", "--temp", "0", "--json"])
+            live = run([LOWBIT, "run", "-m", src_path, "--profile", own, "-p", "Once upon a time", "-n", "4",
+                        "--temp", "0", "--json"])
+            same = gen.returncode == 0 and live.returncode == 0 and \
+                json.loads(gen.stdout)["ids"] == json.loads(live.stdout)["ids"]
+            T.check(f"{own}: quantize, info (lowbit.type.{tid} and the type's line), run and run --profile agree",
+                    r.returncode == 0 and info.returncode == 0 and f"lowbit.type.{tid}" in info.stdout
+                    and f"{tid}  {own.upper()}" in info.stdout and same,
+                    (r.stderr + info.stderr + gen.stderr + live.stderr).strip()[-300:])
+            try:
+                gguf.GGUFReader(path)
+                refused = False
+            except ValueError:
+                refused = True
+            T.check(f"{own}: the gguf package refuses the file (ValueError on type {tid})", refused)
         r = run([LOWBIT, "quantize", "-m", src_path, "--profile", "nonesuch", "-o", out])
         T.check("unknown profile: error names where it looked", r.returncode == 1 and "not found" in r.stderr,
                 r.stderr.strip())

@@ -412,6 +412,82 @@ static void test_odd_inputs(void **state) {
 }
 
 // ---------------------------------------------------------------------------
+// lowbit's own NF4 / FP4: the code tables are bitsandbytes', and each element
+// lands on its nearest code.
+
+// bitsandbytes (bnb @95f9af30) bitsandbytes/functional.py get_4bit_type, l.789-804:
+// the NF4 levels as published in the source, and l.806-823 + 854-855: FP4 in
+// bit-pattern order, then divided by its absmax (12) in float32.
+static const float bnb_nf4[16] = {
+    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+    -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+    0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
+    0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
+};
+static const float bnb_fp4_raw[16] = {0, 0.0625f, 8, 12, 4, 6, 2, 3, -0.0f, -0.0625f, -8, -12, -4, -6, -2, -3};
+
+// Half the largest gap between adjacent values of a table.
+static float half_max_gap(const float table[16]) {
+    float v[16];
+    memcpy(v, table, sizeof v);
+    for (int i = 1; i < 16; i++) // insertion sort
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            const float t = v[j];
+            v[j] = v[j - 1], v[j - 1] = t;
+        }
+    float gap = 0;
+    for (int i = 1; i < 16; i++) gap = fmaxf(gap, v[i] - v[i - 1]);
+    return gap / 2;
+}
+
+static void test_bnb4(void **state) {
+    (void)state;
+    float fp4[16];
+    for (int i = 0; i < 16; i++) fp4[i] = bnb_fp4_raw[i] / 12.0f;
+    const struct { lb_type type; const float *table; } cases[] = {{LB_TYPE_NF4, bnb_nf4}, {LB_TYPE_FP4, fp4}};
+    rng r = {6};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const lb_type t = cases[c].type;
+        assert_int_equal(lb_type_block_size(t), 64);
+        assert_int_equal(lb_type_block_bytes(t), 34);
+        assert_non_null(lb_type_description(t));
+
+        // The table through the public decoder: absmax 1.0, codes 0..15 twice.
+        block_bnb4 b = {.absmax = lb_f32_to_fp16(1.0f)};
+        for (int j = 0; j < 32; j++) b.qs[j] = (uint8_t)(((2 * j) % 16) << 4 | (2 * j + 1) % 16);
+        float y[64];
+        assert_int_equal(lb_type_to_float(t, &b, y, 64), LB_OK);
+        for (int j = 0; j < 64; j++) assert_true(y[j] == cases[c].table[j % 16]);
+
+        // Round trip: every element within half the largest code gap × absmax
+        // (absmax as stored in fp16, which the decoder multiplies by; if fp16
+        // rounded it down, the largest element clamps to ±absmax, off by at
+        // most 2^-11 of it).
+        const float half_gap = half_max_gap(cases[c].table);
+        const int64_t n = 64 * 256;
+        float *x = malloc(n * sizeof *x), *back = malloc(n * sizeof *back);
+        fill_gaussian(&r, x, n, 1.0f);
+        const double err = round_trip(t, x, back, n);
+        double worst = 0;
+        for (int64_t blk = 0; blk < n / 64; blk++) {
+            float amax = 0;
+            for (int j = 0; j < 64; j++) amax = fmaxf(amax, fabsf(x[blk * 64 + j]));
+            const float d = lb_fp16_to_f32(lb_f32_to_fp16(amax));
+            for (int j = 0; j < 64; j++) {
+                const double e = fabs((double)x[blk * 64 + j] - back[blk * 64 + j]);
+                assert_true(e <= (half_gap + 0x1p-11f) * d * (1 + 1e-6));
+                if (e / d > worst) worst = e / d;
+            }
+        }
+        print_message("%s: rms error %.5f of rms(x); worst |x - y| / absmax %.5f (bound %.5f)\n", lb_type_name(t),
+                      err, worst, half_gap);
+        free(x);
+        free(back);
+    }
+    assert_null(lb_type_description(LB_TYPE_Q4_0)); // ggml types have none
+}
+
+// ---------------------------------------------------------------------------
 // Public API
 
 static void test_public_api(void **state) {
@@ -438,6 +514,9 @@ static void test_public_api(void **state) {
     assert_int_equal(lb_type_block_bytes(LB_TYPE_Q5_K), 176);
     assert_int_equal(lb_type_block_bytes(LB_TYPE_Q6_K), 210);
     assert_int_equal(lb_type_block_bytes(LB_TYPE_Q8_K), 292);
+    assert_int_equal(LB_TYPE_NF4, 128); // lowbit's own ids: outside ggml's range
+    assert_int_equal(LB_TYPE_FP4, 129);
+    assert_int_equal(lb_type_from_name("nf4"), LB_TYPE_NF4);
 
     assert_int_equal(lb_type_row_bytes(LB_TYPE_Q4_K, 4096), 16 * 144);
     assert_int_equal(lb_type_row_bytes(LB_TYPE_Q4_K, 100), 0);
@@ -468,6 +547,7 @@ int main(void) {
         cmocka_unit_test(test_vec_dot),
         cmocka_unit_test(test_avx2_matches_scalar),
         cmocka_unit_test(test_odd_inputs),
+        cmocka_unit_test(test_bnb4),
     };
     const int n = (int)(sizeof tests / sizeof tests[0]);
     const int failed = cmocka_run_group_tests(tests, NULL, NULL);
