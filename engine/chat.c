@@ -16,6 +16,15 @@
  * pointers or the context: forward passes (the reference model's too, see
  * kld_measure) and the commit of new weights.
  * `st_lock` guards the statistics snapshot only.
+ *
+ * Speculative decoding (lb_chat_set_draft). While a draft is set, an
+ * lb_speculative over `ctx` and the draft's context owns both caches: every
+ * evaluation and every rollback goes through it. Its history always starts
+ * with tok[0..n_tok) (it may run ahead by tokens generated past the end of a
+ * reply), so a new turn truncates it to the kept prefix and feeds the rest; a
+ * step's tokens are handed out one lb_chat_step at a time from spec_buf. The
+ * chat's tok[] keeps exactly what plain decoding would hold, so the next
+ * turn's prompt, and with it greedy output, is the same with or without a draft.
  */
 #include "internal.h"
 #include "model.h"
@@ -88,6 +97,15 @@ struct lb_chat {
     float *ref_logits;
     int32_t *ref_tok;           // what ref_ctx's cache holds
     int ref_n, ref_cap;
+
+    // Speculative decoding; spec is NULL without a draft. Changed only by
+    // lb_chat_set_draft (not while generating); the rest under `lock`.
+    lb_model *draft_model;
+    lb_context *draft_ctx;
+    lb_speculative *spec;
+    int32_t spec_buf[LB_SPECULATIVE_MAX_DRAFT + 1];
+    int spec_i, spec_n;         // spec_buf[spec_i..spec_n): generated, not yet handed out
+    char draft_name[64];
 };
 
 lb_chat_params lb_chat_default_params(void) {
@@ -366,6 +384,9 @@ void lb_chat_free(lb_chat *c) {
     free(c->ref_tok);
     lb_profile_free(c->rq_profile);
     lb_sampler_free(c->smp);
+    lb_speculative_free(c->spec);
+    lb_context_free(c->draft_ctx);
+    lb_model_free(c->draft_model);
     lb_context_free(c->ctx);
     free(c->logits);
     free(c->tok);
@@ -381,7 +402,9 @@ void lb_chat_free(lb_chat *c) {
 
 void lb_chat_reset(lb_chat *c) {
     pthread_mutex_lock(&c->lock);
-    lb_kv_cache_truncate(c->ctx, 0, NULL);
+    if (c->spec) lb_speculative_truncate(c->spec, 0, NULL); // cannot fail: 0 <= n_past
+    else lb_kv_cache_truncate(c->ctx, 0, NULL);
+    c->spec_i = c->spec_n = 0;
     c->n_tok = 0;
     c->text_len = 0;
     c->text[0] = 0;
@@ -469,11 +492,19 @@ lb_status lb_chat_begin(lb_chat *c, lb_chat_template t, const lb_chat_message *m
     }
     // Evaluate the new tokens after the kept prefix.
     double t0 = lb_time_s();
-    if ((st = lb_kv_cache_truncate(c->ctx, keep, err)) != LB_OK) goto done;
+    if (c->spec) {
+        // Its history starts with tok[0..n_tok) and keep <= n_tok.
+        c->spec_i = c->spec_n = 0;
+        if ((st = lb_speculative_truncate(c->spec, keep, err)) != LB_OK) goto done;
+    } else if ((st = lb_kv_cache_truncate(c->ctx, keep, err)) != LB_OK) {
+        goto done;
+    }
     c->n_tok = keep;
     c->text_len = off;
     c->have_logits = false;
-    if (n_ids > 0 && (st = lb_decode(c->ctx, ids, n_ids, c->logits, err)) != LB_OK) goto done;
+    if (n_ids > 0 && (st = c->spec ? lb_speculative_feed(c->spec, ids, n_ids, err)
+                                   : lb_decode(c->ctx, ids, n_ids, c->logits, err)) != LB_OK)
+        goto done;
     const double prefill_s = lb_time_s() - t0;
     for (int i = 0; i < n_ids; i++) {
         c->tok[c->n_tok] = ids[i];
@@ -488,6 +519,7 @@ lb_status lb_chat_begin(lb_chat *c, lb_chat_template t, const lb_chat_message *m
     c->smp = NULL;
     if ((st = lb_sampler_new(&c->smp, sampling, c->n_vocab, err)) != LB_OK) goto done;
     for (int i = 0; i < c->n_tok; i++) lb_sampler_accept(c->smp, c->tok[i]);
+    if (c->spec && (st = lb_speculative_set_sampling(c->spec, sampling, err)) != LB_OK) goto done;
 
     c->stop = lb_chat_template_stop(t);
     c->reply_len = c->emitted = 0;
@@ -540,6 +572,43 @@ static void emit(lb_chat *c, size_t upto, char *piece, size_t cap) {
     c->emitted += n;
 }
 
+// Publish the speculative statistics. Called with `lock` held (or by the only thread).
+static void spec_publish(lb_chat *c) {
+    const lb_speculative_stats s = c->spec ? lb_speculative_get_stats(c->spec) : (lb_speculative_stats){0};
+    pthread_mutex_lock(&c->st_lock);
+    c->st.spec_accept = !c->spec ? -1 : s.n_drafted ? (double)s.n_accepted / (double)s.n_drafted : 0;
+    c->st.spec_mean_accepted = s.n_steps ? (double)s.n_accepted / (double)s.n_steps : 0;
+    c->st.spec_drafted = s.n_drafted;
+    c->st.spec_accepted = s.n_accepted;
+    c->st.spec_steps = s.n_steps;
+    c->st.spec_k = s.draft_k;
+    snprintf(c->st.draft, sizeof c->st.draft, "%s", c->spec ? c->draft_name : "");
+    pthread_mutex_unlock(&c->st_lock);
+}
+
+// The next token of the reply with a draft: the rest of the last speculative
+// step, else a new step. Called with `lock` held; the speculative history
+// equals tok[0..n_tok) whenever the buffer is empty.
+static lb_status spec_next(lb_chat *c, int32_t *tok, lb_error *err) {
+    if (c->spec_i == c->spec_n) {
+        // Never more than plain decoding could still generate: the reply's
+        // remaining tokens and the context's free positions.
+        int cap = c->p.n_predict - c->reply_tokens;
+        const int room = lb_context_n_ctx(c->ctx) - c->n_tok;
+        if (cap > room) cap = room;
+        if (cap > LB_SPECULATIVE_MAX_DRAFT + 1) cap = LB_SPECULATIVE_MAX_DRAFT + 1;
+        if (cap < 1) cap = 1;
+        const double t0 = lb_time_s();
+        c->spec_i = c->spec_n = 0;
+        lb_status st = lb_speculative_step(c->spec, c->spec_buf, cap, &c->spec_n, err);
+        c->decode_s += lb_time_s() - t0;
+        if (st != LB_OK) return st;
+        spec_publish(c);
+    }
+    *tok = c->spec_buf[c->spec_i++];
+    return LB_OK;
+}
+
 lb_status lb_chat_step(lb_chat *c, char *piece, size_t cap, bool *done, lb_error *err) {
     if (cap) piece[0] = 0;
     if (c->done) {
@@ -550,12 +619,13 @@ lb_status lb_chat_step(lb_chat *c, char *piece, size_t cap, bool *done, lb_error
     }
     *done = false;
     pthread_mutex_lock(&c->lock);
-    const int32_t tok = lb_sampler_sample(c->smp, c->logits);
-    lb_status st = LB_OK;
-    if (lb_token_is_eog(c->model, tok)) {
+    int32_t tok = -1;
+    lb_status st = c->spec ? spec_next(c, &tok, err) : LB_OK;
+    if (!c->spec) tok = lb_sampler_sample(c->smp, c->logits);
+    if (st != LB_OK || lb_token_is_eog(c->model, tok)) {
         c->done = true;
     } else {
-        lb_sampler_accept(c->smp, tok);
+        if (!c->spec) lb_sampler_accept(c->smp, tok);
         char buf[256];
         int n = lb_token_decode(c->model, c->prev, tok, buf, sizeof buf);
         if (n < 0) n = 0;
@@ -573,9 +643,11 @@ lb_status lb_chat_step(lb_chat *c, char *piece, size_t cap, bool *done, lb_error
             c->done = true;
             if (full) set_event(c, "context full: the reply was cut; the next turn leaves out old messages");
         } else {
+            // With a draft the token is already in the speculative history
+            // (spec_next counted the time).
             const double t0 = lb_time_s();
-            st = lb_decode(c->ctx, &tok, 1, c->logits, err);
-            c->decode_s += lb_time_s() - t0;
+            if (!c->spec) st = lb_decode(c->ctx, &tok, 1, c->logits, err);
+            if (!c->spec) c->decode_s += lb_time_s() - t0;
             if (st == LB_OK) {
                 c->n_decoded++;
                 c->tok[c->n_tok] = tok;
@@ -600,7 +672,9 @@ lb_status lb_chat_step(lb_chat *c, char *piece, size_t cap, bool *done, lb_error
     c->st.reply_tokens = c->reply_tokens;
     c->st.decode_tps = c->decode_s > 0 ? c->n_decoded / c->decode_s : 0;
     pthread_mutex_unlock(&c->st_lock);
-    if (st == LB_OK && !c->done && c->p.kld_every > 0 && c->reply_tokens % c->p.kld_every == 0) kld_post(c);
+    // The live KL divergence needs the logits after the cache, which plain decoding alone keeps.
+    if (st == LB_OK && !c->done && !c->spec && c->p.kld_every > 0 && c->reply_tokens % c->p.kld_every == 0)
+        kld_post(c);
     return st;
 }
 
@@ -692,14 +766,25 @@ static void *rq_main(void *arg) {
         if (st == LB_OK && c->n_tok > 0) {
             // The cache was computed with the old weights: recompute it for the
             // conversation so far, and the next-token logits with it.
+            // With a draft, the speculative state is rebuilt from the same tokens
+            // (tokens it generated ahead with the old weights are dropped).
             const double t0 = lb_time_s();
-            lb_kv_cache_truncate(c->ctx, 0, NULL);
-            if (lb_decode(c->ctx, c->tok, c->n_tok, c->logits, &err) != LB_OK) {
+            bool ok;
+            if (c->spec) {
+                c->spec_i = c->spec_n = 0;
+                lb_speculative_truncate(c->spec, 0, NULL);
+                ok = lb_speculative_feed(c->spec, c->tok, c->n_tok, &err) == LB_OK;
+            } else {
+                lb_kv_cache_truncate(c->ctx, 0, NULL);
+                ok = lb_decode(c->ctx, c->tok, c->n_tok, c->logits, &err) == LB_OK;
+            }
+            if (!ok) {
                 c->n_tok = 0;
                 c->text_len = 0;
                 c->text[0] = 0;
                 c->have_logits = false;
-                lb_kv_cache_truncate(c->ctx, 0, NULL);
+                if (c->spec) lb_speculative_truncate(c->spec, 0, NULL);
+                else lb_kv_cache_truncate(c->ctx, 0, NULL);
             }
             recompute_s = lb_time_s() - t0;
         }
@@ -776,6 +861,109 @@ lb_status lb_chat_switch(lb_chat *c, const char *name, lb_error *err) {
         return lb_fail(err, LB_ERR_NOMEM, "switch: cannot start a thread");
     }
     c->rq_started = true;
+    return LB_OK;
+}
+
+// --- speculative decoding -------------------------------------------------------------
+
+// After the draft changed: evaluate the cached conversation again in the new
+// state (the same tokens, so the next turn's prompt is what it would have
+// been), or forget it when that fails. Called with `lock` held.
+static void restore_cache(lb_chat *c, bool had_spec) {
+    c->spec_i = c->spec_n = 0;
+    bool ok = true;
+    if (c->spec) {
+        ok = lb_speculative_feed(c->spec, c->tok, c->n_tok, NULL) == LB_OK;
+    } else if (had_spec) {
+        // The old speculative state left a prefix of tok[] in the cache, all
+        // but the last token at most: evaluate the rest for the logits.
+        int32_t keep = lb_context_n_past(c->ctx);
+        if (keep > c->n_tok - 1) keep = c->n_tok > 0 ? c->n_tok - 1 : 0;
+        lb_kv_cache_truncate(c->ctx, keep, NULL);
+        if (c->n_tok > keep) ok = lb_decode(c->ctx, c->tok + keep, c->n_tok - keep, c->logits, NULL) == LB_OK;
+    }
+    if (!ok) {
+        if (c->spec) lb_speculative_truncate(c->spec, 0, NULL);
+        else lb_kv_cache_truncate(c->ctx, 0, NULL);
+        c->n_tok = 0;
+        c->text_len = 0;
+        c->text[0] = 0;
+        c->have_logits = false;
+    }
+}
+
+// Open the draft: `path` (NULL: the chat's model file) re-quantized to `profile` when given.
+static lb_status open_draft(lb_chat *c, const char *path, const char *tokenizer, const char *profile,
+                            lb_model **out, lb_error *err) {
+    lb_model_params mp = {.tokenizer_path = path ? NULL : tokenizer};
+    lb_status st = lb_model_open(out, path ? path : lb_model_path(c->model), &mp, err);
+    if (st != LB_OK || !profile) return st;
+    lb_profile *prof = NULL;
+    lb_error perr = {0};
+    if (lb_profile_find(&prof, profile, &perr) == LB_OK) {
+        st = lb_model_requantize_profile(*out, prof, NULL, NULL, err);
+        lb_profile_free(prof);
+    } else {
+        const int t = lb_type_from_name(profile);
+        st = t < 0 || t == LB_TYPE_Q8_1 || t == LB_TYPE_Q8_K
+                 ? lb_fail(err, LB_ERR_ARG, "draft: '%s' is neither a profile nor a weight type (%s)", profile,
+                           perr.msg)
+                 : lb_model_requantize(*out, (lb_type)t, NULL, NULL, err);
+    }
+    if (st != LB_OK) {
+        lb_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+lb_status lb_chat_set_draft(lb_chat *c, const char *path, const char *tokenizer, const char *profile,
+                            lb_error *err) {
+    lb_model *dm = NULL;
+    lb_context *dctx = NULL;
+    lb_speculative *spec = NULL;
+    if (path || profile) {
+        lb_status st = open_draft(c, path, tokenizer, profile, &dm, err);
+        if (st != LB_OK) return st;
+        lb_context_params cp = lb_context_default_params();
+        cp.n_ctx = lb_context_n_ctx(c->ctx);
+        cp.n_threads = c->p.n_threads;
+        cp.kv_type = c->p.kv_type == LB_TYPE_F32 ? LB_TYPE_F32 : LB_TYPE_F16;
+        if ((st = lb_context_new(&dctx, dm, &cp, err)) != LB_OK) {
+            lb_model_free(dm);
+            return st;
+        }
+    }
+    pthread_mutex_lock(&c->lock);
+    if (dctx) {
+        // Empties the chat's cache on success; it belongs to the new state from here on.
+        lb_status st = lb_speculative_new(&spec, c->ctx, dctx, NULL, NULL, err);
+        if (st != LB_OK) {
+            pthread_mutex_unlock(&c->lock);
+            lb_context_free(dctx);
+            lb_model_free(dm);
+            return st;
+        }
+    }
+    lb_speculative *old_spec = c->spec;
+    lb_context *old_ctx = c->draft_ctx;
+    lb_model *old_model = c->draft_model;
+    c->spec = spec;
+    c->draft_ctx = dctx;
+    c->draft_model = dm;
+    restore_cache(c, old_spec != NULL);
+    if (dm) {
+        const char *file = lb_model_path(dm), *slash = strrchr(file, '/');
+        snprintf(c->draft_name, sizeof c->draft_name, "%s%s%s", slash ? slash + 1 : file, profile ? " " : "",
+                 profile ? profile : "");
+    }
+    spec_publish(c);
+    pthread_mutex_unlock(&c->lock);
+    lb_speculative_free(old_spec);
+    lb_context_free(old_ctx);
+    lb_model_free(old_model);
+    if (dm) set_event(c, "draft %s: speculative decoding on", c->draft_name);
+    else if (old_spec) set_event(c, "draft off");
     return LB_OK;
 }
 

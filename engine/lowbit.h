@@ -467,6 +467,10 @@ lb_status lb_speculative_step(lb_speculative *spec, int32_t *out, int cap, int *
 lb_status lb_speculative_truncate(lb_speculative *spec, int32_t n_keep, lb_error *err);
 int32_t lb_speculative_n_past(const lb_speculative *spec); // tokens in the history
 lb_speculative_stats lb_speculative_get_stats(const lb_speculative *spec);
+// Sample from now on with new parameters (a chat's next turn), keeping the
+// history, the caches and the statistics: new samplers whose penalty history
+// is the current one. On failure nothing changed.
+lb_status lb_speculative_set_sampling(lb_speculative *spec, const lb_sampler_params *sampling, lb_error *err);
 
 // ----------------------------------------------------------------------------
 // Chat: prompt templates, sessions, and a conversation over one context with
@@ -593,6 +597,10 @@ typedef struct lb_stats {
     int32_t kld_samples, kld_every;
     double kld_cost_ms;           // time one sample took on the background thread
     double spec_accept;           // speculative acceptance rate; < 0: no draft
+    double spec_mean_accepted;    // accepted drafts per target pass
+    int64_t spec_drafted, spec_accepted, spec_steps; // since the draft was set
+    int32_t spec_k;               // the K the next step drafts
+    char draft[64];               // the draft: file name and profile; "" : none
     bool generating;
     int32_t reply_tokens;
     bool switching;               // a re-quantization runs in the background
@@ -634,6 +642,17 @@ void lb_chat_reset(lb_chat *chat);  // forget the cached conversation
 // Progress and the before/after figures are in the stats.
 lb_status lb_chat_switch(lb_chat *chat, const char *profile, lb_error *err);
 bool lb_chat_switching(lb_chat *chat);
+// Speculative decoding for the replies from now on: a draft model opened from
+// `path` (NULL: the chat's own model file; `tokenizer` for llama2.c
+// checkpoints, else NULL) and, when `profile` is given, re-quantized to that
+// profile (lb_profile_find) or tensor type. The draft must have the model's
+// vocabulary (LB_ERR_ARG otherwise). path and profile both NULL removes the
+// draft. Greedy replies are token-identical with and without a draft. The
+// cached conversation is evaluated again here, with the new draft or without
+// one; the live KL divergence pauses while a draft is set. Not while a reply
+// is generated.
+lb_status lb_chat_set_draft(lb_chat *chat, const char *path, const char *tokenizer, const char *profile,
+                            lb_error *err);
 void lb_chat_stats(lb_chat *chat, lb_stats *out);
 
 // Profiles the picker offers, with estimates for this model. `no_gain` marks

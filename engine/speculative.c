@@ -107,6 +107,22 @@ static lb_status check_params(const lb_speculative_params *p, lb_error *err) {
     return LB_OK;
 }
 
+// The two samplers of lb_speculative_new, the draft's seed derived from the
+// target's (an odd constant keeps distinct seeds distinct: the draft's draws
+// must be independent of the acceptance tests').
+static lb_status new_samplers(lb_sampler_params sp, int32_t n_vocab, lb_sampler **ts, lb_sampler **ds,
+                              lb_error *err) {
+    *ts = *ds = NULL;
+    lb_status st = lb_sampler_new(ts, &sp, n_vocab, err);
+    if (st != LB_OK) return st;
+    sp.seed = sp.seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
+    if ((st = lb_sampler_new(ds, &sp, n_vocab, err)) != LB_OK) {
+        lb_sampler_free(*ts);
+        *ts = NULL;
+    }
+    return st;
+}
+
 lb_status lb_speculative_new(lb_speculative **out, lb_context *target, lb_context *draft,
                              const lb_sampler_params *sampling, const lb_speculative_params *params,
                              lb_error *err) {
@@ -130,11 +146,7 @@ lb_status lb_speculative_new(lb_speculative **out, lb_context *target, lb_contex
     s->greedy = sp.temp <= 0.0f;
     s->n_vocab = lb_model_hparams(tm)->n_vocab;
     s->k = p.draft_max;
-    if ((st = lb_sampler_new(&s->ts, &sp, s->n_vocab, err)) != LB_OK) goto fail;
-    // Another stream for the draft: its draws must be independent of the
-    // acceptance tests' (an odd constant keeps distinct seeds distinct).
-    sp.seed = sp.seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
-    if ((st = lb_sampler_new(&s->ds, &sp, s->n_vocab, err)) != LB_OK) goto fail;
+    if ((st = new_samplers(sp, s->n_vocab, &s->ts, &s->ds, err)) != LB_OK) goto fail;
 
     const size_t V = (size_t)s->n_vocab, K = (size_t)p.draft_max;
     s->hist_cap = lb_context_n_ctx(target) + 1;
@@ -186,6 +198,20 @@ void lb_speculative_free(lb_speculative *s) {
 int32_t lb_speculative_n_past(const lb_speculative *s) { return s->n_hist; }
 
 lb_speculative_stats lb_speculative_get_stats(const lb_speculative *s) { return s->stats; }
+
+lb_status lb_speculative_set_sampling(lb_speculative *s, const lb_sampler_params *sampling, lb_error *err) {
+    const lb_sampler_params sp = sampling ? *sampling : lb_sampler_default_params();
+    lb_sampler *ts, *ds;
+    lb_status st = new_samplers(sp, s->n_vocab, &ts, &ds, err);
+    if (st != LB_OK) return st;
+    lb_sampler_set_history(ts, s->hist, s->n_hist);
+    lb_sampler_free(s->ts);
+    lb_sampler_free(s->ds);
+    s->ts = ts;
+    s->ds = ds;
+    s->greedy = sp.temp <= 0.0f;
+    return LB_OK;
+}
 
 // --- history ------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ static void usage(FILE *out) {
             "      --template NAME     raw llama2 llama3 chatml zephyr mistral gemma phi3 alpaca\n"
             "                          (default: detected from the model's chat template, else raw)\n"
             "      --profile NAME      quantization profile or type to switch to at start (q8_0, q4_k_m...)\n"
+            "      --draft FILE        speculative decoding with a draft model of the same vocabulary\n"
+            "      --draft-profile NAME  quantize the draft (default: the model itself) with a profile or type\n"
             "      --session NAME      open the session with this name (created when missing)\n"
             "      --sessions-dir DIR  where sessions are kept (default $XDG_DATA_HOME/lowbit/sessions)\n"
             "  -c, --ctx-size N        context size (default: trained length, at most 4096)\n"
@@ -56,6 +58,12 @@ int cmd_chat(int argc, char **argv) {
         } else if (!strcmp(a, "--profile")) {
             VALUE();
             o.profile = v;
+        } else if (!strcmp(a, "--draft")) {
+            VALUE();
+            o.draft = v;
+        } else if (!strcmp(a, "--draft-profile")) {
+            VALUE();
+            o.draft_profile = v;
         } else if (!strcmp(a, "--session")) {
             VALUE();
             o.session = v;

@@ -2,7 +2,8 @@
  * test_chat.c — the conversation engine on the real stories260K model,
  * through lowbit.h only: a second turn evaluates only its new tokens, a full
  * context leaves out the oldest turns but never the system prompt, and ten
- * profile switches leave the memory where ten before them did. Skipped without the model.
+ * profile switches leave the memory where ten before them did, and a draft
+ * model leaves greedy replies unchanged. Skipped without the model.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -169,8 +170,65 @@ static void test_ten_switches_do_not_leak(void **state) {
     lb_model_free(m);
 }
 
+// Two greedy turns with a self-draft (the model's own file re-quantized to
+// q8_0) give the same replies, token for token, as without one.
+static void test_draft_greedy_identical(void **state) {
+    lb_model *m = open_model();
+    if (!m) skip();
+    lb_chat_params p = lb_chat_default_params();
+    p.n_predict = 40;
+    p.kld_every = 0;
+    char *r[2][2];
+    lb_stats st;
+    for (int with = 0; with < 2; with++) {
+        lb_chat *c;
+        lb_error err = {0};
+        assert_int_equal(lb_chat_new(&c, m, &p, &err), LB_OK);
+        if (with) {
+            assert_int_equal(lb_chat_set_draft(c, NULL, NULL, "q8_0", &err), LB_OK);
+            lb_chat_stats(c, &st);
+            assert_true(st.spec_accept >= 0);
+            assert_non_null(strstr(st.draft, "q8_0"));
+        }
+        lb_chat_message msgs[3] = {{"user", "Once upon a time"}, {"assistant", ""}, {"user", " The dog ran"}};
+        r[with][0] = reply(c, LB_CHAT_RAW, msgs, 1, NULL);
+        msgs[1].content = r[with][0];
+        r[with][1] = reply(c, LB_CHAT_RAW, msgs, 3, NULL);
+        lb_chat_stats(c, &st);
+        if (with) {
+            printf("draft: %lld drafted, %lld accepted (%.1f%%), %.2f accepted per step\n",
+                   (long long)st.spec_drafted, (long long)st.spec_accepted, 100.0 * st.spec_accept,
+                   st.spec_mean_accepted);
+            assert_true(st.spec_drafted > 0);
+            assert_true(st.spec_accept > 0);
+            // Off again: plain decoding, same replies.
+            assert_int_equal(lb_chat_set_draft(c, NULL, NULL, NULL, &err), LB_OK);
+            lb_chat_stats(c, &st);
+            assert_true(st.spec_accept < 0);
+            char *again = reply(c, LB_CHAT_RAW, msgs, 3, NULL);
+            assert_string_equal(again, r[0][1]);
+            free(again);
+        } else {
+            assert_true(st.spec_accept < 0);
+        }
+        lb_chat_free(c);
+    }
+    printf("turn 1: '%s'\nturn 2: '%s'\n", r[0][0], r[0][1]);
+    assert_true(strlen(r[0][0]) > 0);
+    assert_string_equal(r[1][0], r[0][0]);
+    assert_string_equal(r[1][1], r[0][1]);
+    for (int i = 0; i < 2; i++) free(r[i][0]), free(r[i][1]);
+    lb_error err = {0};
+    lb_chat *c;
+    assert_int_equal(lb_chat_new(&c, m, &p, &err), LB_OK);
+    assert_int_equal(lb_chat_set_draft(c, NULL, NULL, "q9_9", &err), LB_ERR_ARG);
+    lb_chat_free(c);
+    lb_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_draft_greedy_identical),
         cmocka_unit_test(test_second_turn_prefills_only_new_tokens),
         cmocka_unit_test(test_full_context_drops_oldest_keeps_system),
         cmocka_unit_test(test_ten_switches_do_not_leak),

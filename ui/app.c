@@ -271,6 +271,15 @@ bool app_open(struct app *a, const struct app_options *opt) {
         a->model = NULL;
         return false;
     }
+    if ((opt->draft || opt->draft_profile) &&
+        lb_chat_set_draft(a->chat, opt->draft, opt->tokenizer_path, opt->draft_profile, &err) != LB_OK) {
+        fprintf(stderr, "lowbit chat: %s\n", err.msg);
+        lb_chat_free(a->chat);
+        a->chat = NULL;
+        lb_model_free(a->model);
+        a->model = NULL;
+        return false;
+    }
     a->dir = sessions_dir(opt->sessions_dir);
     if (!a->dir || !mkdirs(a->dir)) {
         fprintf(stderr, "lowbit chat: cannot create the sessions directory %s: %s\n", a->dir ? a->dir : "",

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static bool parse_num(const char *s, double lo, double hi, double *out) {
     char *end;
@@ -175,11 +176,44 @@ static cmd_result c_profile(struct app *a, const char *arg, char *msg, size_t ca
     return CMD_DONE;
 }
 
+// /draft MODEL [PROFILE], /draft self PROFILE, /draft off; alone: the state.
+// MODEL is the whole argument when that names a file, else all before the last space.
 static cmd_result c_draft(struct app *a, const char *arg, char *msg, size_t cap) {
-    // lb_speculative_* exists in the engine but lb_chat does not drive it yet:
-    // the chat would need a draft context kept in step with its own cache.
-    snprintf(msg, cap, "/draft: speculative decoding is not available in the chat yet");
-    return CMD_ERROR;
+    lb_stats st;
+    if (!*arg) {
+        lb_chat_stats(a->chat, &st);
+        if (!*st.draft) snprintf(msg, cap, "no draft (/draft MODEL [PROFILE], /draft self PROFILE)");
+        else snprintf(msg, cap, "draft %s: %.1f%% of %lld drafted tokens accepted, %.2f per step", st.draft,
+                      100.0 * st.spec_accept, (long long)st.spec_drafted, st.spec_mean_accepted);
+        return CMD_DONE;
+    }
+    if (a->generating) {
+        snprintf(msg, cap, "/draft: a reply is being written: press Esc first");
+        return CMD_ERROR;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s", arg);
+    const char *profile = NULL;
+    char *sp = strrchr(path, ' ');
+    if (access(path, R_OK) != 0 && sp) {
+        *sp = 0;
+        profile = sp + 1;
+    }
+    const bool off = !strcmp(path, "off") && !profile, self = !strcmp(path, "self");
+    if (self && !profile) {
+        snprintf(msg, cap, "/draft self: give a profile or type for the draft (/draft self q4_0)");
+        return CMD_ERROR;
+    }
+    lb_error err = {0};
+    if (lb_chat_set_draft(a->chat, off ? NULL : self ? NULL : path, a->opt.tokenizer_path, off ? NULL : profile,
+                          &err) != LB_OK) {
+        snprintf(msg, cap, "/draft: %s", err.msg);
+        return CMD_ERROR;
+    }
+    lb_chat_stats(a->chat, &st);
+    if (off) snprintf(msg, cap, "draft off: plain decoding");
+    else snprintf(msg, cap, "draft %s: speculative decoding on", st.draft);
+    return CMD_DONE;
 }
 
 static cmd_result c_clear(struct app *a, const char *arg, char *msg, size_t cap) {
@@ -231,7 +265,7 @@ const struct command commands[] = {
     {"/penalty", "R", "repetition penalty, 1 = off", c_penalty},
     {"/seed", "N|random", "fixed seed, or a new one per reply", c_seed},
     {"/profile", "[NAME]", "switch quantization profile (no name: picker)", c_profile},
-    {"/draft", "[MODEL]", "speculative decoding with a draft model (not available in the chat yet)", c_draft},
+    {"/draft", "[MODEL|self] [PROFILE]|off", "speculative decoding with a draft model", c_draft},
     {"/clear", "", "forget the conversation, keep the settings", c_clear},
     {"/retry", "", "answer the last message again", c_retry},
     {"/export", "[FILE]", "write the conversation as Markdown (default NAME.md)", c_export},

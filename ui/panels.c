@@ -323,7 +323,11 @@ static void stats_draw(const struct ui_panel *p, struct tui *t) {
     }
     HEAD("Speculative");
     if (s->spec_accept < 0) ROW("no draft model");
-    else ROW("accepted %.1f%%", 100.0 * s->spec_accept);
+    else {
+        ROW("draft    %s", s->draft);
+        ROW("accepted %.1f%% of %lld", 100.0 * s->spec_accept, (long long)s->spec_drafted);
+        ROW("mean     %.2f per step, K %d", s->spec_mean_accepted, (int)s->spec_k);
+    }
     if (s->switching) {
         HEAD("Switching profile");
         int bw = w - 12 > 4 ? w - 12 : 4, fill = (int)(s->switch_progress * (float)bw + 0.5f);
