@@ -42,11 +42,9 @@ static inline int nearest_int(float f) {
 // ---------------------------------------------------------------------------
 // Scale searches (ggml's make_qx_quants, make_q3_quants, make_qkx2_quants)
 
-// Symmetric codes in [-nmax, nmax-1] for n values; writes L[i] = code + nmax
-// and returns the scale. The starting scale maps the signed extreme to -nmax;
-// with rmse_type 1 it then tries 18 nearby scales and keeps the one with the
-// best weighted least-squares fit (weight x^2, favouring large values).
-static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse_type) {
+// The value of largest magnitude (the first one on ties), sign kept: the
+// symmetric searches map it to -nmax.
+static float signed_extreme(const float *x, int n) {
     float max = 0.0f, amax = 0.0f;
     for (int i = 0; i < n; i++) {
         if (fabsf(x[i]) > amax) {
@@ -54,7 +52,16 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse
             max = x[i];
         }
     }
-    if (amax < GROUP_MAX_EPS) {
+    return max;
+}
+
+// Symmetric codes in [-nmax, nmax-1] for n values; writes L[i] = code + nmax
+// and returns the scale. The starting scale maps the signed extreme to -nmax;
+// with rmse_type 1 it then tries 18 nearby scales and keeps the one with the
+// best weighted least-squares fit (weight x^2, favouring large values).
+static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse_type) {
+    const float max = signed_extreme(x, n);
+    if (fabsf(max) < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
@@ -98,14 +105,8 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse
 // (do_rmse) move single codes while that improves the x^2-weighted fit, up
 // to 5 passes. Writes L[i] = code + nmax and returns the scale.
 static float make_q3_quants(int n, int nmax, const float *x, int8_t *L, bool do_rmse) {
-    float max = 0.0f, amax = 0.0f;
-    for (int i = 0; i < n; i++) {
-        if (fabsf(x[i]) > amax) {
-            amax = fabsf(x[i]);
-            max = x[i];
-        }
-    }
-    if (amax < GROUP_MAX_EPS) {
+    const float max = signed_extreme(x, n);
+    if (fabsf(max) < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
