@@ -174,15 +174,6 @@ void lb_chat_stats(lb_chat *c, lb_stats *out) {
 // the two next-token distributions at temperature 1. A sample posted while one
 // is running is skipped, so the cost never backs up into generation.
 
-static void softmax(const float *x, double *p, int n) {
-    float mx = x[0];
-    for (int i = 1; i < n; i++)
-        if (x[i] > mx) mx = x[i];
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += p[i] = exp((double)(x[i] - mx));
-    for (int i = 0; i < n; i++) p[i] /= sum;
-}
-
 static void kld_measure(lb_chat *c, struct kld_job *job) {
     lb_error err = {0};
     const double t0 = lb_time_s();
@@ -200,6 +191,7 @@ static void kld_measure(lb_chat *c, struct kld_job *job) {
         }
         c->ref_logits = malloc((size_t)c->n_vocab * sizeof *c->ref_logits);
     }
+    if (!c->ref_logits) return; // out of memory: skip this sample
     if (job->n > c->ref_cap) {
         int32_t *t = realloc(c->ref_tok, (size_t)job->n * sizeof *t);
         if (!t) return;
@@ -224,20 +216,12 @@ static void kld_measure(lb_chat *c, struct kld_job *job) {
     memcpy(c->ref_tok, job->tokens, (size_t)job->n * sizeof *job->tokens);
     c->ref_n = job->n;
 
-    double *p = malloc((size_t)c->n_vocab * sizeof *p), *q = malloc((size_t)c->n_vocab * sizeof *q);
-    if (!p || !q) {
-        free(p);
-        free(q);
-        return;
-    }
-    softmax(c->ref_logits, p, c->n_vocab);
-    softmax(job->logits, q, c->n_vocab);
-    double kl = 0;
-    for (int i = 0; i < c->n_vocab; i++)
-        if (p[i] > 0) kl += p[i] * (log(p[i]) - log(q[i] > 1e-300 ? q[i] : 1e-300));
+    // Both rows become log-probabilities in place (argmax is unchanged by it):
+    // no buffer is allocated per sample.
+    lb_log_softmax(c->ref_logits, c->n_vocab, c->ref_logits);
+    lb_log_softmax(job->logits, c->n_vocab, job->logits);
+    const double kl = lb_kl_divergence(c->ref_logits, job->logits, c->n_vocab);
     const bool agree = lb_argmax(c->ref_logits, c->n_vocab) == lb_argmax(job->logits, c->n_vocab);
-    free(p);
-    free(q);
 
     pthread_mutex_lock(&c->st_lock);
     if (job->weights_gen == c->weights_gen) { // else the weights changed meanwhile

@@ -293,6 +293,12 @@ void lb_sampler_set_history(lb_sampler *s, const int32_t *tokens, int n);
 
 int32_t lb_argmax(const float *x, int32_t n);
 
+// log_softmax of n logits into logp (may be the same buffer), accumulated in
+// double as llama.cpp's perplexity does.
+void lb_log_softmax(const float *logits, int n, float *logp);
+// KL(base ‖ other) in nats from two rows of log-probabilities.
+double lb_kl_divergence(const float *base_logp, const float *logp, int n);
+
 // ----------------------------------------------------------------------------
 // Process statistics, for `run --json`, `bench` and the chat panel.
 

@@ -167,17 +167,6 @@ struct score {
     long n_same_top;
 };
 
-// log_softmax of one row of logits into lp (double accumulation, as llama.cpp).
-static void log_softmax(const float *logits, int n, float *lp) {
-    float mx = logits[0];
-    for (int i = 1; i < n; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
-    const double lse = mx + log(sum);
-    for (int i = 0; i < n; i++) lp[i] = (float)(logits[i] - lse);
-}
-
 static double percentile(const float *sorted, long n, double fraction) {
     double p = fraction * (double)(n - 1);
     long ip = (long)p;
@@ -291,7 +280,7 @@ int cmd_perplexity(int argc, char **argv) {
         for (int j = 0; j < n_scored; j++) {
             const float *row = logits + (size_t)j * n_vocab;
             const int32_t next = tokens[(size_t)c * n_ctx + first + j + 1];
-            log_softmax(row, n_vocab, lp);
+            lb_log_softmax(row, n_vocab, lp);
             const double nll = -(double)lp[next];
             sc.nll += nll;
             sc.nll2 += nll * nll;
@@ -305,9 +294,7 @@ int cmd_perplexity(int argc, char **argv) {
                             "per chunk)\n", o.base, n_scored, n_vocab);
                     goto done;
                 }
-                double kld = 0;
-                for (int i = 0; i < n_vocab; i++) kld += exp((double)base_lp[i]) * ((double)base_lp[i] - lp[i]);
-                sc.kld[sc.count] = (float)kld;
+                sc.kld[sc.count] = (float)lb_kl_divergence(base_lp, lp, n_vocab);
                 sc.n_same_top += lb_argmax(base_lp, n_vocab) == lb_argmax(row, n_vocab);
             }
             sc.count++;
