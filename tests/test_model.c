@@ -10,51 +10,13 @@
 #include <cmocka.h>
 
 #include "lowbit.h"
+#include "lbtest.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static char shared[1024];
-static char tmpdir[256];
-
-static const char *model_path(const char *name) {
-    static char buf[4][1280];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", shared, name);
-    return p;
-}
-
-static bool have_shared(void) { return access(model_path("stories260K.gguf"), R_OK) == 0; }
-
-#define REQUIRE_SHARED()                                                    \
-    do {                                                                    \
-        if (!have_shared()) {                                               \
-            print_message("skipped: %s has no stories260K.gguf\n", shared); \
-            skip();                                                         \
-        }                                                                   \
-    } while (0)
-
-static lb_model *open_ok(const char *path, const char *tokenizer) {
-    lb_error err = {0};
-    lb_model *m = NULL;
-    lb_model_params p = {.tokenizer_path = tokenizer};
-    lb_status st = lb_model_open(&m, path, &p, &err);
-    if (st != LB_OK) print_error("%s\n", err.msg);
-    assert_int_equal(st, LB_OK);
-    return m;
-}
-
-static lb_context *context(lb_model *m, int n_ctx, lb_type kv, int threads) {
-    lb_error err = {0};
-    lb_context *c = NULL;
-    lb_context_params p = {.n_ctx = n_ctx, .n_threads = threads, .kv_type = kv};
-    assert_int_equal(lb_context_new(&c, m, &p, &err), LB_OK);
-    return c;
-}
 
 // Greedy continuation of `ids[0..n)` for `steps` tokens, appended to ids.
 static void greedy(lb_context *c, int32_t *ids, int n, int steps) {
@@ -92,7 +54,7 @@ static const char *REFERENCE = "Once upon a time, there was a little girl named 
 
 static void test_gguf_greedy_matches_llama2c(void **state) {
     REQUIRE_SHARED();
-    lb_model *m = open_ok(model_path("stories260K.gguf"), NULL);
+    lb_model *m = open_model(model_path("stories260K.gguf"), NULL);
     const lb_hparams *hp = lb_model_hparams(m);
     assert_string_equal(hp->arch, "llama");
     assert_int_equal(hp->n_embd, 64);
@@ -100,7 +62,7 @@ static void test_gguf_greedy_matches_llama2c(void **state) {
     assert_int_equal(hp->n_head_kv, 4); // grouped-query attention
     assert_int_equal(hp->n_vocab, 512);
     assert_int_equal(hp->bos_id, 1);
-    lb_context *c = context(m, 256, LB_TYPE_F32, 1);
+    lb_context *c = open_context(m, 256, LB_TYPE_F32, 1);
     int32_t ids[128] = {hp->bos_id};
     greedy(c, ids, 1, 48);
     char text[1024];
@@ -113,11 +75,11 @@ static void test_gguf_greedy_matches_llama2c(void **state) {
 
 static void test_llama2c_bin_matches_gguf(void **state) {
     REQUIRE_SHARED();
-    lb_model *g = open_ok(model_path("stories260K.gguf"), NULL);
-    lb_model *b = open_ok(model_path("stories260K.bin"), model_path("tok512.bin"));
+    lb_model *g = open_model(model_path("stories260K.gguf"), NULL);
+    lb_model *b = open_model(model_path("stories260K.bin"), model_path("tok512.bin"));
     assert_string_equal(lb_model_hparams(b)->format, "llama2.c");
     assert_true(lb_model_hparams(b)->tied_output);
-    lb_context *cg = context(g, 128, LB_TYPE_F32, 2), *cb = context(b, 128, LB_TYPE_F32, 2);
+    lb_context *cg = open_context(g, 128, LB_TYPE_F32, 2), *cb = open_context(b, 128, LB_TYPE_F32, 2);
     int32_t a[80] = {1}, z[80] = {1};
     greedy(cg, a, 1, 60);
     greedy(cb, z, 1, 60);
@@ -155,12 +117,12 @@ static void write_separate_classifier(const char *path) {
 static void test_llama2c_separate_classifier(void **state) {
     REQUIRE_SHARED();
     char path[512];
-    snprintf(path, sizeof path, "%s/separate.bin", tmpdir);
+    snprintf(path, sizeof path, "%s", tmp_path("separate.bin"));
     write_separate_classifier(path);
-    lb_model *s = open_ok(path, model_path("tok512.bin"));
-    lb_model *b = open_ok(model_path("stories260K.bin"), model_path("tok512.bin"));
+    lb_model *s = open_model(path, model_path("tok512.bin"));
+    lb_model *b = open_model(model_path("stories260K.bin"), model_path("tok512.bin"));
     assert_false(lb_model_hparams(s)->tied_output);
-    lb_context *cs = context(s, 64, LB_TYPE_F32, 1), *cb = context(b, 64, LB_TYPE_F32, 1);
+    lb_context *cs = open_context(s, 64, LB_TYPE_F32, 1), *cb = open_context(b, 64, LB_TYPE_F32, 1);
     int32_t a[40] = {1}, z[40] = {1};
     greedy(cs, a, 1, 30);
     greedy(cb, z, 1, 30);
@@ -186,7 +148,7 @@ static double max_rel_diff(const float *a, const float *b, size_t n) {
 // A batch gives the same logits at every position as one token at a time.
 static void test_batch_equals_sequential(void **state) {
     REQUIRE_SHARED();
-    lb_model *m = open_ok(model_path("stories260K.gguf"), NULL);
+    lb_model *m = open_model(model_path("stories260K.gguf"), NULL);
     const int V = 512, n = 20;
     int32_t ids[20];
     int got = lb_tokenize(m, "Once upon a time, there was a dog named Max who loved", -1, true, false, ids, 20);
@@ -197,7 +159,7 @@ static void test_batch_equals_sequential(void **state) {
     int32_t pos[20];
     for (int i = 0; i < got; i++) pos[i] = i;
     lb_error err = {0};
-    lb_context *c1 = context(m, 64, LB_TYPE_F32, 2), *c2 = context(m, 64, LB_TYPE_F32, 1);
+    lb_context *c1 = open_context(m, 64, LB_TYPE_F32, 2), *c2 = open_context(m, 64, LB_TYPE_F32, 1);
     assert_int_equal(lb_forward(c1, ids, pos, got, want, batch, &err), LB_OK);
     for (int i = 0; i < got; i++) assert_int_equal(lb_decode(c2, &ids[i], 1, seq + (size_t)i * V, &err), LB_OK);
     assert_true(max_rel_diff(batch, seq, (size_t)V * got) < 1e-5);
@@ -213,14 +175,14 @@ static void test_batch_equals_sequential(void **state) {
 // verifying drafted tokens gives exactly the logits of decoding them in turn.
 static void test_small_batch_bit_identical(void **state) {
     REQUIRE_SHARED();
-    lb_model *m = open_ok(model_path("stories260K.gguf"), NULL);
+    lb_model *m = open_model(model_path("stories260K.gguf"), NULL);
     const int V = 512, n = 9;
     int32_t ids[9] = {1, 403, 407, 261, 378, 432, 383, 286, 261};
     bool want[9];
     for (int i = 0; i < n; i++) want[i] = true;
     float *batch = malloc(sizeof(float) * V * n), *seq = malloc(sizeof(float) * V * n);
     lb_error err = {0};
-    lb_context *c1 = context(m, 64, LB_TYPE_F16, 2), *c2 = context(m, 64, LB_TYPE_F16, 2);
+    lb_context *c1 = open_context(m, 64, LB_TYPE_F16, 2), *c2 = open_context(m, 64, LB_TYPE_F16, 2);
     assert_int_equal(lb_forward(c1, ids, NULL, n, want, batch, &err), LB_OK);
     for (int i = 0; i < n; i++) assert_int_equal(lb_decode(c2, &ids[i], 1, seq + (size_t)i * V, &err), LB_OK);
     assert_memory_equal(batch, seq, sizeof(float) * V * n);
@@ -234,8 +196,8 @@ static void test_small_batch_bit_identical(void **state) {
 // Rolling the cache back and replaying gives the same logits as the first time.
 static void test_kv_cache_rollback(void **state) {
     REQUIRE_SHARED();
-    lb_model *m = open_ok(model_path("stories260K.gguf"), NULL);
-    lb_context *c = context(m, 64, LB_TYPE_F16, 1);
+    lb_model *m = open_model(model_path("stories260K.gguf"), NULL);
+    lb_context *c = open_context(m, 64, LB_TYPE_F16, 1);
     int32_t ids[8] = {1, 403, 407, 261, 378, 432, 383, 286};
     float first[512], again[512], other[512];
     lb_error err = {0};
@@ -259,8 +221,8 @@ static void test_kv_cache_rollback(void **state) {
 
 static void test_forward_rejects_bad_batches(void **state) {
     REQUIRE_SHARED();
-    lb_model *m = open_ok(model_path("stories260K.gguf"), NULL);
-    lb_context *c = context(m, 4, LB_TYPE_F32, 1);
+    lb_model *m = open_model(model_path("stories260K.gguf"), NULL);
+    lb_context *c = open_context(m, 4, LB_TYPE_F32, 1);
     float logits[512];
     lb_error err = {0};
     int32_t bad = 512;
@@ -279,10 +241,10 @@ static void test_forward_rejects_bad_batches(void **state) {
 // Two contexts on one model, and two models in one process, do not interfere.
 static void test_contexts_are_independent(void **state) {
     REQUIRE_SHARED();
-    lb_model *m = open_ok(model_path("stories260K.gguf"), NULL);
-    lb_model *d = open_ok(model_path("stories260K.bin"), model_path("tok512.bin"));
-    lb_context *a = context(m, 64, LB_TYPE_F32, 1), *b = context(m, 64, LB_TYPE_F32, 1);
-    lb_context *x = context(d, 64, LB_TYPE_F32, 1);
+    lb_model *m = open_model(model_path("stories260K.gguf"), NULL);
+    lb_model *d = open_model(model_path("stories260K.bin"), model_path("tok512.bin"));
+    lb_context *a = open_context(m, 64, LB_TYPE_F32, 1), *b = open_context(m, 64, LB_TYPE_F32, 1);
+    lb_context *x = open_context(d, 64, LB_TYPE_F32, 1);
     int32_t s1[30] = {1}, s2[30] = {1}, s3[30] = {1};
     greedy(a, s1, 1, 10);
     greedy(x, s3, 1, 10);
@@ -309,7 +271,7 @@ static bool cancel_at_half(float f, void *user) { return f < 0.5f; }
 
 static void test_requantize(void **state) {
     REQUIRE_SHARED();
-    lb_model *m = open_ok(model_path("stories260K.gguf"), NULL);
+    lb_model *m = open_model(model_path("stories260K.gguf"), NULL);
     const size_t f32_bytes = lb_model_weight_bytes(m);
     assert_int_equal(lb_model_weight_type(m), LB_TYPE_F32);
     lb_error err = {0};
@@ -319,7 +281,7 @@ static void test_requantize(void **state) {
     assert_int_equal(lb_model_weight_type(m), LB_TYPE_Q8_0);
     assert_true(lb_model_weight_bytes(m) < f32_bytes / 2); // ffn_down rows (172) do not fit 32-blocks: they stay F32
     // Q8_0 greedy text stays on the reference for its first sentence.
-    lb_context *c = context(m, 64, LB_TYPE_F32, 1);
+    lb_context *c = open_context(m, 64, LB_TYPE_F32, 1);
     int32_t ids[40] = {1};
     greedy(c, ids, 1, 12);
     char text[512];
@@ -358,15 +320,15 @@ static void expect_open_error(const char *path, const char *tokenizer, lb_status
 
 static void test_bad_files(void **state) {
     char path[512];
-    snprintf(path, sizeof path, "%s/missing.gguf", tmpdir);
+    snprintf(path, sizeof path, "%s", tmp_path("missing.gguf"));
     expect_open_error(path, NULL, LB_ERR_IO, "missing.gguf");
 
-    snprintf(path, sizeof path, "%s/short.bin", tmpdir);
+    snprintf(path, sizeof path, "%s", tmp_path("short.bin"));
     write_bytes(path, "abc", 3);
     expect_open_error(path, NULL, LB_ERR_FORMAT, "short.bin");
 
     int32_t h[7] = {64, 172, 5, 8, 3, 512, 512}; // 8 heads not a multiple of 3 kv heads
-    snprintf(path, sizeof path, "%s/heads.bin", tmpdir);
+    snprintf(path, sizeof path, "%s", tmp_path("heads.bin"));
     write_bytes(path, h, sizeof h);
     expect_open_error(path, NULL, LB_ERR_FORMAT, "kv_heads 3");
 
@@ -380,7 +342,7 @@ static void test_bad_files(void **state) {
     char buf[20000];
     size_t n = fread(buf, 1, sizeof buf, in);
     fclose(in);
-    snprintf(path, sizeof path, "%s/truncated.gguf", tmpdir);
+    snprintf(path, sizeof path, "%s", tmp_path("truncated.gguf"));
     write_bytes(path, buf, n);
     expect_open_error(path, NULL, LB_ERR_FORMAT, "truncated.gguf");
     // A llama2.c model whose tokenizer has the wrong size.
@@ -389,10 +351,7 @@ static void test_bad_files(void **state) {
 }
 
 int main(void) {
-    const char *env = getenv("SHARED_MODELS");
-    snprintf(shared, sizeof shared, "%s", env ? env : "../shared/models");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/lowbit-test-model-XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (!lbtest_init("test-model")) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gguf_greedy_matches_llama2c),
         cmocka_unit_test(test_llama2c_bin_matches_gguf),
@@ -406,8 +365,6 @@ int main(void) {
         cmocka_unit_test(test_bad_files),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    lbtest_cleanup();
     return failed;
 }

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "lowbit.h"
+#include "lbtest.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,44 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char shared[1024];
-static char tmpdir[256];
-
-static const char *model_path(const char *name) {
-    static char buf[4][1280];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", shared, name);
-    return p;
-}
-
-static const char *tmp_path(const char *name) {
-    static char buf[2][512];
-    static int k;
-    char *p = buf[k++ % 2];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-static bool have_shared(void) { return access(model_path("stories260K.gguf"), R_OK) == 0; }
-
-#define REQUIRE_SHARED()                                                    \
-    do {                                                                    \
-        if (!have_shared()) {                                               \
-            print_message("skipped: %s has no stories260K.gguf\n", shared); \
-            skip();                                                         \
-        }                                                                   \
-    } while (0)
-
 // --- models -------------------------------------------------------------------------
-
-static lb_model *open_model(const char *path, const char *tokenizer) {
-    lb_error err = {0};
-    lb_model *m = NULL;
-    lb_model_params p = {.tokenizer_path = tokenizer};
-    if (lb_model_open(&m, path, &p, &err) != LB_OK) fail_msg("%s", err.msg);
-    return m;
-}
 
 static lb_model *self_draft(lb_type type) {
     lb_model *m = open_model(model_path("stories260K.gguf"), NULL);
@@ -132,13 +96,8 @@ static void write_perturbed(const char *path, double sigma) {
 
 enum { N_CTX = 256, MAX_GEN = 128 };
 
-static lb_context *new_context(lb_model *m, int n_ctx) {
-    lb_error err = {0};
-    lb_context *c = NULL;
-    lb_context_params p = {.n_ctx = n_ctx, .n_threads = 1, .kv_type = LB_TYPE_F32};
-    if (lb_context_new(&c, m, &p, &err) != LB_OK) fail_msg("%s", err.msg);
-    return c;
-}
+// Tests here use one thread and an f32 cache, so greedy ties resolve identically.
+static lb_context *new_context(lb_model *m, int n_ctx) { return open_context(m, n_ctx, LB_TYPE_F32, 1); }
 
 static int tokenize(const lb_model *m, const char *text, int32_t *ids, int cap) {
     int n = lb_tokenize(m, text, -1, true, false, ids, cap);
@@ -706,10 +665,7 @@ static void test_bad_arguments(void **state) {
 }
 
 int main(void) {
-    const char *env = getenv("SHARED_MODELS");
-    snprintf(shared, sizeof shared, "%s", env ? env : "../shared/models");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/lowbit-test-speculative-XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (!lbtest_init("test-speculative")) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_self_draft_identical),
         cmocka_unit_test(test_greedy_separate_draft_identical),
@@ -723,9 +679,7 @@ int main(void) {
         cmocka_unit_test(test_bad_arguments),
     };
     int failed = cmocka_run_group_tests_name("speculative", tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    lbtest_cleanup();
     int total = (int)(sizeof tests / sizeof tests[0]);
     printf("%d passed, %d failed\n", total - failed, failed);
     return failed ? 1 : 0;
