@@ -211,8 +211,11 @@ static bool output_append(struct output *o, const char *s, size_t n) {
 static bool output_flush(struct output *o, const struct run_opts *opt, bool final) {
     size_t safe = o->len;
     bool stopped = false;
+    // Text before `emitted` holds no stop string and no start of one (that
+    // would have been held back), so only the tail is searched: each token
+    // costs O(tail), not O(whole answer).
     for (int i = 0; i < opt->n_stops; i++) {
-        const char *hit = strstr(o->text, opt->stops[i]);
+        const char *hit = strstr(o->text + o->emitted, opt->stops[i]);
         if (hit && (size_t)(hit - o->text) < safe) {
             safe = (size_t)(hit - o->text);
             stopped = true;
