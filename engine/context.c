@@ -136,7 +136,7 @@ lb_status lb_forward(lb_context *c, const int32_t *tokens, const int32_t *pos, i
 
     const int32_t start = c->n_past;
     size_t out_row = 0; // logits rows written so far
-    int rows[256];      // wanted rows of the current chunk (n_batch ≤ 256)
+    int rows[DEFAULT_BATCH]; // wanted rows of the current chunk (n_batch <= DEFAULT_BATCH)
     for (int i0 = 0; i0 < n; i0 += c->n_batch) {
         const int nb = n - i0 < c->n_batch ? n - i0 : c->n_batch;
         lb_status st = forward_chunk(c, tokens + i0, c->n_past, nb, err);
