@@ -1,0 +1,39 @@
+/*
+ * grid.h — a quantization grid, and writing weights that lie on it as a
+ * tensor type.
+ *
+ * GPTQ, AWQ and round-to-nearest all end in the same place: every group of
+ * `group` consecutive weights of a row has a scale and a zero point, and
+ * every weight is w = scale · (q − zero) with an integer code q in
+ * [0, 2^bits − 1]. A symmetric grid has zero = 2^(bits−1) in every group.
+ * The algorithms choose (q, scale, zero); this file knows which tensor type
+ * stores that grid exactly and packs it, so the algorithms never see a block
+ * layout.
+ */
+#ifndef LB_GRID_H
+#define LB_GRID_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lowbit.h"
+
+enum { LB_GRID_PER_CHANNEL = 0 };  // group == 0: one group per row
+
+struct lb_grid {
+    int bits;        // 2..8
+    int group;       // weights per group along a row; LB_GRID_PER_CHANNEL for whole rows
+    bool symmetric;  // zero fixed at 2^(bits-1)
+};
+
+// The tensor type that stores weights on grid g exactly (up to the type's
+// fp16 scale rounding), or LB_TYPE_COUNT when no type in the table does.
+lb_type lb_grid_type(struct lb_grid g);
+
+// Pack one row of n weights on grid g into type t (t == lb_grid_type(g)).
+// q[i] in [0, 2^bits − 1]; scale[k] and zero[k] belong to group k (zero is
+// integer-valued). dst receives lb_type_row_bytes(t, n) bytes.
+lb_status lb_grid_pack_row(lb_type t, struct lb_grid g, int64_t n, const uint8_t *q,
+                           const float *scale, const float *zero, void *dst, lb_error *err);
+
+#endif
