@@ -130,6 +130,13 @@ static void attention_head(void *arg, int64_t h) {
 
 // --- one layer ------------------------------------------------------------------
 
+// y = W·x, shown first to a calibration observer when one watches.
+static lb_status linear(struct lb_context *c, int il, const struct lb_weight *w, const float *x, float *y, int n,
+                        lb_error *err) {
+    if (c->observer) c->observer->input(c->observer->user, il, w, x, n);
+    return matmul(c->pool, &c->mm, w, x, y, n, err);
+}
+
 static lb_status attention_block(struct lb_context *c, int il, int32_t pos, int n, lb_error *err) {
     const struct lb_model *m = c->model;
     const lb_hparams *hp = &m->hp;
@@ -138,9 +145,9 @@ static lb_status attention_block(struct lb_context *c, int il, int32_t pos, int 
     lb_status st;
 
     for (int t = 0; t < n; t++) rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, l->attn_norm, d, hp->rms_eps);
-    if ((st = matmul(c->pool, &c->mm, &l->wq, c->xb, c->q, n, err)) ||
-        (st = matmul(c->pool, &c->mm, &l->wk, c->xb, c->k, n, err)) ||
-        (st = matmul(c->pool, &c->mm, &l->wv, c->xb, c->v, n, err)))
+    if ((st = linear(c, il, &l->wq, c->xb, c->q, n, err)) ||
+        (st = linear(c, il, &l->wk, c->xb, c->k, n, err)) ||
+        (st = linear(c, il, &l->wv, c->xb, c->v, n, err)))
         return st;
     if (l->bq) {
         add_bias(c->q, l->bq, n, dq);
@@ -157,7 +164,7 @@ static lb_status attention_block(struct lb_context *c, int il, int32_t pos, int 
     struct attention_task task = {c, il, pos, n};
     threadpool_run(c->pool, attention_head, &task, hp->n_head);
 
-    if ((st = matmul(c->pool, &c->mm, &l->wo, c->att, c->xb, n, err))) return st;
+    if ((st = linear(c, il, &l->wo, c->att, c->xb, n, err))) return st;
     for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
     return LB_OK;
 }
@@ -169,15 +176,15 @@ static lb_status ffn_block(struct lb_context *c, int il, int n, lb_error *err) {
     lb_status st;
 
     for (int t = 0; t < n; t++) rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, l->ffn_norm, d, hp->rms_eps);
-    if ((st = matmul(c->pool, &c->mm, &l->w_gate, c->xb, c->hb, n, err)) ||
-        (st = matmul(c->pool, &c->mm, &l->w_up, c->xb, c->hb2, n, err)))
+    if ((st = linear(c, il, &l->w_gate, c->xb, c->hb, n, err)) ||
+        (st = linear(c, il, &l->w_up, c->xb, c->hb2, n, err)))
         return st;
     // SwiGLU: silu(gate) · up
     for (size_t i = 0; i < (size_t)n * hp->n_ff; i++) {
         const float g = c->hb[i];
         c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
     }
-    if ((st = matmul(c->pool, &c->mm, &l->w_down, c->hb, c->xb, n, err))) return st;
+    if ((st = linear(c, il, &l->w_down, c->hb, c->xb, n, err))) return st;
     for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
     return LB_OK;
 }
@@ -205,5 +212,6 @@ lb_status forward_logits(struct lb_context *c, const int *rows, int n_rows, floa
     // xb is free now: gather the wanted rows, normed, at its front.
     for (int i = 0; i < n_rows; i++)
         rmsnorm(c->xb + (size_t)i * d, c->x + (size_t)rows[i] * d, m->output_norm, d, m->hp.rms_eps);
+    if (c->observer) c->observer->input(c->observer->user, m->hp.n_layer, &m->output, c->xb, n_rows);
     return matmul(c->pool, &c->mm, &m->output, c->xb, logits, n_rows, err);
 }

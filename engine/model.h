@@ -115,6 +115,18 @@ struct lb_context {
     float *inv_freq;             // (n_rot/2) RoPE frequencies base^(-2i/n_rot)
     float *rope_cos, *rope_sin;  // (n_batch, n_rot/2) for the chunk's positions
     struct lb_matmul_scratch mm;
+
+    // Calibration (calib.c) sets this to watch the inputs of every matrix
+    // product; NULL in normal use.
+    const struct lb_observer *observer;
+};
+
+// Called by the forward pass with the n input rows x (n, w->cols) of each
+// matrix product just before it runs. The three attention projections (and
+// gate/up) share one input, and are reported once each.
+struct lb_observer {
+    void (*input)(void *user, int layer, const struct lb_weight *w, const float *x, int n);
+    void *user;
 };
 
 static inline void *kv_key_row(const struct lb_context *c, int layer, int32_t pos) {
