@@ -172,4 +172,95 @@ typedef struct {
 } block_bnb4;
 LB_BLOCK_ASSERT(sizeof(block_bnb4) == 2 + QK_BNB4 / 2, "block_bnb4 size");
 
+// ---------------------------------------------------------------------------
+// lowbit's integer grid types (quants_int.c): w = d · (q − z) with an integer
+// code q in [0, 2^bits − 1]. Symmetric ("absmax") types fix z = 2^(bits−1),
+// so they store no zero; zero-point types store z as an integer, so 0.0 is
+// exactly the code z. The codes are those of grid.h, stored unchanged.
+//
+// Codes come in chunks of 32 elements, laid out for 32-lane SIMD unpacking:
+//   8 bits: 32 bytes, byte j = q_j.
+//   4 bits: 16 bytes, byte j = q_j | q_{j+16} << 4 (ggml's nibble order).
+//   2 bits:  8 bytes, bits 2k..2k+1 of byte j = q_{j+8k}.
+//   3 bits: the low two bits as a 2-bit chunk (8 bytes), then 4 bytes of a
+//           little-endian uint32 whose bit j is bit 2 of q_j.
+// So a chunk is 4·bits bytes.
+//
+// Group types (groups of 32, 64 or 128 along a row) are blocks of one group:
+// an fp16 scale (and for zero-point types the zero and a pad byte) followed
+// by group/32 chunks. Per-channel and per-tensor types keep their scale in a
+// header at the start of each row (lb_row_header_sym / _zp), followed by
+// n/32 chunks; the traits row says how big the header is (row_header), and
+// lb_type_row_bytes is the one place a row's size is computed.
+
+#define QK_INT_CHUNK 32
+#define LB_INT_CHUNK_BYTES(bits) (4 * (bits))
+
+#define LB_INT_BLOCKS(bits, g)                                                                               \
+    typedef struct {                                                                                         \
+        uint16_t d;                                  /* fp16 scale */                                        \
+        uint8_t qs[(g) / QK_INT_CHUNK * LB_INT_CHUNK_BYTES(bits)];                                           \
+    } block_int##bits##_g##g;                                                                                \
+    LB_BLOCK_ASSERT(sizeof(block_int##bits##_g##g) == 2 + (g) * (bits) / 8, "block_int" #bits "_g" #g " size"); \
+    typedef struct {                                                                                         \
+        uint16_t d;                                  /* fp16 scale */                                        \
+        uint8_t z;                                   /* zero point, 0 .. 2^bits − 1 */                       \
+        uint8_t pad;                                 /* written 0 */                                         \
+        uint8_t qs[(g) / QK_INT_CHUNK * LB_INT_CHUNK_BYTES(bits)];                                           \
+    } block_int##bits##z_g##g;                                                                               \
+    LB_BLOCK_ASSERT(sizeof(block_int##bits##z_g##g) == 4 + (g) * (bits) / 8, "block_int" #bits "z_g" #g " size");
+
+LB_INT_BLOCKS(8, 32)
+LB_INT_BLOCKS(8, 64)
+LB_INT_BLOCKS(8, 128)
+LB_INT_BLOCKS(4, 32)
+LB_INT_BLOCKS(4, 64)
+LB_INT_BLOCKS(4, 128)
+LB_INT_BLOCKS(3, 32)
+LB_INT_BLOCKS(3, 64)
+LB_INT_BLOCKS(3, 128)
+LB_INT_BLOCKS(2, 32)
+LB_INT_BLOCKS(2, 64)
+LB_INT_BLOCKS(2, 128)
+
+// Row headers of the per-channel and per-tensor types. A float scale: one per
+// row costs nothing, and it keeps the scale exact where fp16 would round it.
+typedef struct {
+    float d;
+} lb_row_header_sym;
+LB_BLOCK_ASSERT(sizeof(lb_row_header_sym) == 4, "lb_row_header_sym size");
+
+typedef struct {
+    float d;
+    uint8_t z;      // zero point, 0 .. 2^bits − 1
+    uint8_t pad[3]; // written 0
+} lb_row_header_zp;
+LB_BLOCK_ASSERT(sizeof(lb_row_header_zp) == 8, "lb_row_header_zp size");
+
+// ---------------------------------------------------------------------------
+// FP8 weights (quants_fp8.c): per row a float scale (lb_row_header_sym), then
+// one byte per element, an OCP FP8 code (E4M3 "fn": no infinities, NaN
+// 0x7F/0xFF, largest 448; or E5M2: IEEE-like, largest 57344):
+// x = d · fp8(code). Blocks of 1 element: any row length fits.
+
+// ---------------------------------------------------------------------------
+// NF4 with double quantization (quants_bnb.c, bitsandbytes'
+// bnb_4bit_use_double_quant). Row header: the offset (mean of the row's block
+// absmax values) and the second-level scale (largest |absmax − offset|);
+// then one block per 64 weights: an 8-bit code of the block's absmax in
+// bitsandbytes' dynamic map, absmax = map[code] · scale + offset, and the
+// 4-bit NF4 codes in bitsandbytes' order (as block_bnb4). 4.125 bits per
+// weight plus 64 bits per row.
+typedef struct {
+    float offset;
+    float scale;
+} lb_row_header_dq;
+LB_BLOCK_ASSERT(sizeof(lb_row_header_dq) == 8, "lb_row_header_dq size");
+
+typedef struct {
+    uint8_t absmax;         // code in the dynamic map
+    uint8_t qs[QK_BNB4 / 2];
+} block_nf4_dq;
+LB_BLOCK_ASSERT(sizeof(block_nf4_dq) == 1 + QK_BNB4 / 2, "block_nf4_dq size");
+
 #endif // LB_BLOCKS_H

@@ -35,6 +35,10 @@ const struct lb_kernels lb_kernels_scalar = {
         [LB_TYPE_Q6_K] = lb_vec_dot_q6_K_q8_K,
         [LB_TYPE_NF4] = lb_vec_dot_nf4_f32,
         [LB_TYPE_FP4] = lb_vec_dot_fp4_f32,
+        LB_INT_SCALAR_VEC_DOTS
+        [LB_TYPE_FP8_E4M3] = lb_vec_dot_fp8_e4m3_f32,
+        [LB_TYPE_FP8_E5M2] = lb_vec_dot_fp8_e5m2_f32,
+        [LB_TYPE_NF4_DQ] = lb_vec_dot_nf4_dq_f32,
     },
     .from_float = {
         [LB_TYPE_Q8_0] = lb_quantize_row_q8_0_ref,

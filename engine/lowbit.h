@@ -96,7 +96,44 @@ typedef enum lb_type {
     // lowbit's own types, not ggml types: llama.cpp refuses files that hold them.
     LB_TYPE_NF4 = 128,  // bitsandbytes NF4: blocks of 64, fp16 absmax, NormalFloat code table
     LB_TYPE_FP4 = 129,  // bitsandbytes FP4 (E2M1): blocks of 64, fp16 absmax
-    LB_TYPE_COUNT = 160, // size of the traits table; ids without a row are unknown
+    // Integer grids w = d·(q − z) (engine/blocks.h). INTb: symmetric (absmax),
+    // z = 2^(b−1); INTbZ: integer zero point. _T one scale per tensor, _C per
+    // row (output channel), _Gg per group of g along a row.
+    LB_TYPE_INT8_T = 130,
+    LB_TYPE_INT8_C = 131,
+    LB_TYPE_INT8_G64 = 132,
+    LB_TYPE_INT8_G128 = 133,
+    LB_TYPE_INT8Z_C = 134,
+    LB_TYPE_INT8Z_G32 = 135,
+    LB_TYPE_INT8Z_G64 = 136,
+    LB_TYPE_INT8Z_G128 = 137,
+    LB_TYPE_INT4_T = 138,
+    LB_TYPE_INT4_C = 139,
+    LB_TYPE_INT4_G64 = 140,
+    LB_TYPE_INT4_G128 = 141,
+    LB_TYPE_INT4Z_C = 142,
+    LB_TYPE_INT4Z_G64 = 143,
+    LB_TYPE_INT4Z_G128 = 144,
+    LB_TYPE_INT3_C = 145,
+    LB_TYPE_INT3_G32 = 146,
+    LB_TYPE_INT3_G64 = 147,
+    LB_TYPE_INT3_G128 = 148,
+    LB_TYPE_INT3Z_C = 149,
+    LB_TYPE_INT3Z_G32 = 150,
+    LB_TYPE_INT3Z_G64 = 151,
+    LB_TYPE_INT3Z_G128 = 152,
+    LB_TYPE_INT2_C = 153,
+    LB_TYPE_INT2_G32 = 154,
+    LB_TYPE_INT2_G64 = 155,
+    LB_TYPE_INT2_G128 = 156,
+    LB_TYPE_INT2Z_C = 157,
+    LB_TYPE_INT2Z_G32 = 158,
+    LB_TYPE_INT2Z_G64 = 159,
+    LB_TYPE_INT2Z_G128 = 160,
+    LB_TYPE_FP8_E4M3 = 161, // per-row float scale, OCP E4M3 (fn) codes
+    LB_TYPE_FP8_E5M2 = 162, // per-row float scale, OCP E5M2 codes
+    LB_TYPE_NF4_DQ = 163,   // NF4 with double-quantized absmax (bnb_4bit_use_double_quant)
+    LB_TYPE_COUNT = 192, // size of the traits table; ids without a row are unknown
 } lb_type;
 
 // Name ("Q4_K"), or NULL for an id with no row in the table.
@@ -111,11 +148,19 @@ const char *lb_type_description(lb_type type);
 int lb_type_block_size(lb_type type);
 size_t lb_type_block_bytes(lb_type type);
 // Bytes of a row of n elements (n a multiple of the block size), 0 otherwise.
+// Per-channel and per-tensor types start each row with a header holding its
+// scale: lb_type_row_bytes(type, 0) is that header's size (0 for ggml types).
 size_t lb_type_row_bytes(lb_type type, int64_t n);
 // Convert n elements (a multiple of the block size) to float / from float.
 // from_float returns LB_ERR_UNSUPPORTED for types that have no quantizer.
 lb_status lb_type_to_float(lb_type type, const void *src, float *dst, int64_t n);
+// n is one whole row: the row header, where the type has one, is part of it.
 lb_status lb_type_from_float(lb_type type, const float *src, void *dst, int64_t n);
+// Quantize a tensor of `rows` rows of n floats into rows of lb_type_row_bytes
+// each. The same as lb_type_from_float per row, except for per-tensor types
+// (INT8_T, INT4_T), whose one scale comes from max |x| over every row; given
+// a single row, lb_type_from_float treats it as a tensor of one row.
+lb_status lb_type_from_float_rows(lb_type type, const float *src, void *dst, int64_t rows, int64_t n);
 
 // Forced dispatch of the CPU kernels: "scalar", "avx2" or "auto". The choice
 // is normally made once from cpuid and the LOWBIT_CPU environment variable;

@@ -86,6 +86,71 @@ void lb_quantize_row_fp4_ref(const float *src, void *dst, int64_t n);
 float lb_vec_dot_nf4_f32(int64_t n, const void *w, const void *a);
 float lb_vec_dot_fp4_f32(int64_t n, const void *w, const void *a);
 
+// --- quants_int.c (lowbit's integer grid types, blocks.h) ------------------
+
+// Every integer grid type with its own row layout: X(ID, fn, bits, group, zp),
+// group 0 meaning one group per row (the scale in the row header). The
+// per-tensor types INT8_T / INT4_T share INT8_C / INT4_C's layout and
+// functions; only their quantizer differs (lb_quantize_row_int*_t_amax).
+// Every one takes Q8_0 activations.
+#define LB_INT_TYPES(X)                                                                                        \
+    X(INT8_C, int8_c, 8, 0, 0) X(INT8_G64, int8_g64, 8, 64, 0) X(INT8_G128, int8_g128, 8, 128, 0)              \
+    X(INT8Z_C, int8z_c, 8, 0, 1) X(INT8Z_G32, int8z_g32, 8, 32, 1) X(INT8Z_G64, int8z_g64, 8, 64, 1)            \
+    X(INT8Z_G128, int8z_g128, 8, 128, 1)                                                                        \
+    X(INT4_C, int4_c, 4, 0, 0) X(INT4_G64, int4_g64, 4, 64, 0) X(INT4_G128, int4_g128, 4, 128, 0)              \
+    X(INT4Z_C, int4z_c, 4, 0, 1) X(INT4Z_G64, int4z_g64, 4, 64, 1) X(INT4Z_G128, int4z_g128, 4, 128, 1)         \
+    X(INT3_C, int3_c, 3, 0, 0) X(INT3_G32, int3_g32, 3, 32, 0) X(INT3_G64, int3_g64, 3, 64, 0)                 \
+    X(INT3_G128, int3_g128, 3, 128, 0)                                                                          \
+    X(INT3Z_C, int3z_c, 3, 0, 1) X(INT3Z_G32, int3z_g32, 3, 32, 1) X(INT3Z_G64, int3z_g64, 3, 64, 1)            \
+    X(INT3Z_G128, int3z_g128, 3, 128, 1)                                                                        \
+    X(INT2_C, int2_c, 2, 0, 0) X(INT2_G32, int2_g32, 2, 32, 0) X(INT2_G64, int2_g64, 2, 64, 0)                 \
+    X(INT2_G128, int2_g128, 2, 128, 0)                                                                          \
+    X(INT2Z_C, int2z_c, 2, 0, 1) X(INT2Z_G32, int2z_g32, 2, 32, 1) X(INT2Z_G64, int2z_g64, 2, 64, 1)            \
+    X(INT2Z_G128, int2z_g128, 2, 128, 1)
+
+#define LB_INT_DECLARE(ID, fn, bits, group, zp)                                  \
+    void lb_dequantize_row_##fn(const void *src, float *dst, int64_t n);         \
+    void lb_quantize_row_##fn##_ref(const float *src, void *dst, int64_t n);     \
+    float lb_vec_dot_##fn##_q8_0(int64_t n, const void *w, const void *a);
+LB_INT_TYPES(LB_INT_DECLARE)
+#undef LB_INT_DECLARE
+
+// Per-tensor quantizers: a row against the absmax of the whole tensor.
+void lb_quantize_row_int8_t_amax(const float *src, void *dst, int64_t n, float amax);
+void lb_quantize_row_int4_t_amax(const float *src, void *dst, int64_t n, float amax);
+
+// The scalar kernel table's entries for these types (kernels.c).
+#define LB_INT_SCALAR_ENTRY(ID, fn, bits, group, zp) [LB_TYPE_##ID] = lb_vec_dot_##fn##_q8_0,
+#define LB_INT_SCALAR_VEC_DOTS                                                                          \
+    LB_INT_TYPES(LB_INT_SCALAR_ENTRY)[LB_TYPE_INT8_T] = lb_vec_dot_int8_c_q8_0,                         \
+                                     [LB_TYPE_INT4_T] = lb_vec_dot_int4_c_q8_0,
+
+// --- quants_fp8.c (FP8 E4M3 / E5M2 with a per-row scale) ------------------
+
+// Exact conversions of one code, and round-to-nearest-even encoding with
+// saturation to the largest finite value (NaN stays NaN: 0x7F for E4M3,
+// 0x7E for E5M2, sign kept).
+float lb_fp8_e4m3_to_f32(uint8_t code);
+float lb_fp8_e5m2_to_f32(uint8_t code);
+uint8_t lb_f32_to_fp8_e4m3(float x);
+uint8_t lb_f32_to_fp8_e5m2(float x);
+
+void lb_dequantize_row_fp8_e4m3(const void *src, float *dst, int64_t n);
+void lb_dequantize_row_fp8_e5m2(const void *src, float *dst, int64_t n);
+void lb_quantize_row_fp8_e4m3_ref(const float *src, void *dst, int64_t n);
+void lb_quantize_row_fp8_e5m2_ref(const float *src, void *dst, int64_t n);
+float lb_vec_dot_fp8_e4m3_f32(int64_t n, const void *w, const void *a);
+float lb_vec_dot_fp8_e5m2_f32(int64_t n, const void *w, const void *a);
+
+// --- quants_bnb.c: NF4 with double quantization ---------------------------
+
+// bitsandbytes' 8-bit dynamic map (create_dynamic_map(signed=True)), sorted.
+extern const float lb_bnb_dynamic_map[256];
+
+void lb_dequantize_row_nf4_dq(const void *src, float *dst, int64_t n);
+void lb_quantize_row_nf4_dq_ref(const float *src, void *dst, int64_t n);
+float lb_vec_dot_nf4_dq_f32(int64_t n, const void *w, const void *a);
+
 // --- shared unpacking helpers (used by quants_k.c and kernels_avx2.c) ----
 
 // Scale and min of sub-block j (0..7) of a q4_K / q5_K block: 6 bits each.

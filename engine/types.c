@@ -16,10 +16,37 @@
  */
 #include "types.h"
 
+#include <math.h>
 #include <strings.h>
 
 #include "blocks.h"
 #include "quants.h"
+
+// One integer grid type (LB_INT_TYPES in quants.h): group types are blocks of
+// one group; per-channel types (group 0) are chunks of 32 codes after a row
+// header holding the scale (and zero).
+#define INT_ROW(ID, fn, bits, group, zp, tol, exact, desc)                                                   \
+    [LB_TYPE_##ID] = {                                                                                        \
+        .name = #ID, .block_size = (group) ? (group) : QK_INT_CHUNK,                                          \
+        .type_size = (group) ? ((zp) ? 4 : 2) + (group) * (bits) / 8 : LB_INT_CHUNK_BYTES(bits),              \
+        .row_header = (group) ? 0 : (zp) ? sizeof(lb_row_header_zp) : sizeof(lb_row_header_sym),              \
+        .bpw = 8.0f * ((group) ? ((zp) ? 4 : 2) + (group) * (bits) / 8 : LB_INT_CHUNK_BYTES(bits)) /            \
+               ((group) ? (group) : QK_INT_CHUNK),                                                            \
+        .to_float = lb_dequantize_row_##fn, .from_float_ref = lb_quantize_row_##fn##_ref,                     \
+        .vec_dot = lb_vec_dot_##fn##_q8_0, .vec_dot_type = LB_TYPE_Q8_0,                                      \
+        .tolerance = (tol), .exact_requant = (exact), .description = desc,                                    \
+    },
+// A per-tensor type: the per-channel layout and kernels of `fn`, with the
+// tensor-level quantizer of `t`.
+#define INT_TENSOR_ROW(ID, fn, t, bits, tol, desc)                                                            \
+    [LB_TYPE_##ID] = {                                                                                        \
+        .name = #ID, .block_size = QK_INT_CHUNK, .type_size = LB_INT_CHUNK_BYTES(bits),                       \
+        .row_header = sizeof(lb_row_header_sym), .bpw = 8.0f * LB_INT_CHUNK_BYTES(bits) / QK_INT_CHUNK,        \
+        .to_float = lb_dequantize_row_##fn, .from_float_ref = lb_quantize_row_##fn##_ref,                     \
+        .from_float_amax = lb_quantize_row_##t##_amax,                                                        \
+        .vec_dot = lb_vec_dot_##fn##_q8_0, .vec_dot_type = LB_TYPE_Q8_0,                                      \
+        .tolerance = (tol), .description = desc,                                                              \
+    },
 
 const struct lb_type_traits lb_type_traits[LB_TYPE_COUNT] = {
     [LB_TYPE_F32] = {
@@ -129,6 +156,96 @@ const struct lb_type_traits lb_type_traits[LB_TYPE_COUNT] = {
         .tolerance = 0.15f, .exact_requant = true,
         .description = "FP4: blocks of 64, fp16 absmax, bitsandbytes FP4 (E2M1, no inf/nan) code table",
     },
+    // lowbit's integer grid types (ids 130-160, quants_int.c): INT_ROW(ID, fn,
+    // bits, group (0: per row), zero point, tolerance, exact_requant, description).
+    // Symmetric group types requantize exactly: their fp16 scale is rounded up,
+    // so the largest element keeps the extreme code and the decoded block gives
+    // back the same scale.
+    INT_TENSOR_ROW(INT8_T, int8_c, int8_t, 8, 0.014f, "INT8_T: int8 absmax, one float scale per tensor (repeated in each row's header), x = d*(q - 128), 8-bit codes")
+    INT_TENSOR_ROW(INT4_T, int4_c, int4_t, 4, 0.26f, "INT4_T: int4 absmax, one float scale per tensor (repeated in each row's header), x = d*(q - 8), 4-bit codes")
+    INT_ROW(INT8_C, int8_c, 8, 0, 0, 0.014f, false,
+            "INT8_C: int8 absmax, per row: float scale in a row header, x = d*(q - 128), 8-bit codes in chunks of 32")
+    INT_ROW(INT8_G64, int8_g64, 8, 64, 0, 0.0075f, true,
+            "INT8_G64: int8 absmax, groups of 64: fp16 scale per group, x = d*(q - 128), 8-bit codes in chunks of 32")
+    INT_ROW(INT8_G128, int8_g128, 8, 128, 0, 0.0081f, true,
+            "INT8_G128: int8 absmax, groups of 128: fp16 scale per group, x = d*(q - 128), 8-bit codes in chunks of 32")
+    INT_ROW(INT8Z_C, int8z_c, 8, 0, 1, 0.0125f, false,
+            "INT8Z_C: int8 zero-point (min-max), per row: float scale and uint8 zero in a row header, x = d*(q - z), 8-bit codes in chunks of 32")
+    INT_ROW(INT8Z_G32, int8z_g32, 8, 32, 1, 0.0059f, false,
+            "INT8Z_G32: int8 zero-point (min-max), groups of 32: fp16 scale and uint8 zero per group, x = d*(q - z), 8-bit codes in chunks of 32")
+    INT_ROW(INT8Z_G64, int8z_g64, 8, 64, 1, 0.0067f, false,
+            "INT8Z_G64: int8 zero-point (min-max), groups of 64: fp16 scale and uint8 zero per group, x = d*(q - z), 8-bit codes in chunks of 32")
+    INT_ROW(INT8Z_G128, int8z_g128, 8, 128, 1, 0.0075f, false,
+            "INT8Z_G128: int8 zero-point (min-max), groups of 128: fp16 scale and uint8 zero per group, x = d*(q - z), 8-bit codes in chunks of 32")
+    INT_ROW(INT4_C, int4_c, 4, 0, 0, 0.26f, false,
+            "INT4_C: int4 absmax, per row: float scale in a row header, x = d*(q - 8), 4-bit codes in chunks of 32")
+    INT_ROW(INT4_G64, int4_g64, 4, 64, 0, 0.135f, true,
+            "INT4_G64: int4 absmax, groups of 64: fp16 scale per group, x = d*(q - 8), 4-bit codes in chunks of 32")
+    INT_ROW(INT4_G128, int4_g128, 4, 128, 0, 0.148f, true,
+            "INT4_G128: int4 absmax, groups of 128: fp16 scale per group, x = d*(q - 8), 4-bit codes in chunks of 32")
+    INT_ROW(INT4Z_C, int4z_c, 4, 0, 1, 0.215f, false,
+            "INT4Z_C: int4 zero-point (min-max), per row: float scale and uint8 zero in a row header, x = d*(q - z), 4-bit codes in chunks of 32")
+    INT_ROW(INT4Z_G64, int4z_g64, 4, 64, 1, 0.114f, false,
+            "INT4Z_G64: int4 zero-point (min-max), groups of 64: fp16 scale and uint8 zero per group, x = d*(q - z), 4-bit codes in chunks of 32")
+    INT_ROW(INT4Z_G128, int4z_g128, 4, 128, 1, 0.127f, false,
+            "INT4Z_G128: int4 zero-point (min-max), groups of 128: fp16 scale and uint8 zero per group, x = d*(q - z), 4-bit codes in chunks of 32")
+    INT_ROW(INT3_C, int3_c, 3, 0, 0, 0.6f, false,
+            "INT3_C: int3 absmax, per row: float scale in a row header, x = d*(q - 4), 3-bit codes in chunks of 32")
+    INT_ROW(INT3_G32, int3_g32, 3, 32, 0, 0.283f, true,
+            "INT3_G32: int3 absmax, groups of 32: fp16 scale per group, x = d*(q - 4), 3-bit codes in chunks of 32")
+    INT_ROW(INT3_G64, int3_g64, 3, 64, 0, 0.314f, true,
+            "INT3_G64: int3 absmax, groups of 64: fp16 scale per group, x = d*(q - 4), 3-bit codes in chunks of 32")
+    INT_ROW(INT3_G128, int3_g128, 3, 128, 0, 0.342f, true,
+            "INT3_G128: int3 absmax, groups of 128: fp16 scale per group, x = d*(q - 4), 3-bit codes in chunks of 32")
+    INT_ROW(INT3Z_C, int3z_c, 3, 0, 1, 0.455f, false,
+            "INT3Z_C: int3 zero-point (min-max), per row: float scale and uint8 zero in a row header, x = d*(q - z), 3-bit codes in chunks of 32")
+    INT_ROW(INT3Z_G32, int3z_g32, 3, 32, 1, 0.216f, false,
+            "INT3Z_G32: int3 zero-point (min-max), groups of 32: fp16 scale and uint8 zero per group, x = d*(q - z), 3-bit codes in chunks of 32")
+    INT_ROW(INT3Z_G64, int3z_g64, 3, 64, 1, 0.245f, false,
+            "INT3Z_G64: int3 zero-point (min-max), groups of 64: fp16 scale and uint8 zero per group, x = d*(q - z), 3-bit codes in chunks of 32")
+    INT_ROW(INT3Z_G128, int3z_g128, 3, 128, 1, 0.27f, false,
+            "INT3Z_G128: int3 zero-point (min-max), groups of 128: fp16 scale and uint8 zero per group, x = d*(q - z), 3-bit codes in chunks of 32")
+    INT_ROW(INT2_C, int2_c, 2, 0, 0, 1.0f, false,
+            "INT2_C: int2 absmax, per row: float scale in a row header, x = d*(q - 2), 2-bit codes in chunks of 32")
+    INT_ROW(INT2_G32, int2_g32, 2, 32, 0, 0.825f, true,
+            "INT2_G32: int2 absmax, groups of 32: fp16 scale per group, x = d*(q - 2), 2-bit codes in chunks of 32")
+    INT_ROW(INT2_G64, int2_g64, 2, 64, 0, 0.9f, true,
+            "INT2_G64: int2 absmax, groups of 64: fp16 scale per group, x = d*(q - 2), 2-bit codes in chunks of 32")
+    INT_ROW(INT2_G128, int2_g128, 2, 128, 0, 0.96f, true,
+            "INT2_G128: int2 absmax, groups of 128: fp16 scale per group, x = d*(q - 2), 2-bit codes in chunks of 32")
+    INT_ROW(INT2Z_C, int2z_c, 2, 0, 1, 1.0f, false,
+            "INT2Z_C: int2 zero-point (min-max), per row: float scale and uint8 zero in a row header, x = d*(q - z), 2-bit codes in chunks of 32")
+    INT_ROW(INT2Z_G32, int2z_g32, 2, 32, 1, 0.5f, false,
+            "INT2Z_G32: int2 zero-point (min-max), groups of 32: fp16 scale and uint8 zero per group, x = d*(q - z), 2-bit codes in chunks of 32")
+    INT_ROW(INT2Z_G64, int2z_g64, 2, 64, 1, 0.566f, false,
+            "INT2Z_G64: int2 zero-point (min-max), groups of 64: fp16 scale and uint8 zero per group, x = d*(q - z), 2-bit codes in chunks of 32")
+    INT_ROW(INT2Z_G128, int2z_g128, 2, 128, 1, 0.63f, false,
+            "INT2Z_G128: int2 zero-point (min-max), groups of 128: fp16 scale and uint8 zero per group, x = d*(q - z), 2-bit codes in chunks of 32")
+    [LB_TYPE_FP8_E4M3] = {
+        .name = "FP8_E4M3", .block_size = 1, .type_size = 1, .row_header = sizeof(lb_row_header_sym), .bpw = 8.0f,
+        .to_float = lb_dequantize_row_fp8_e4m3, .from_float_ref = lb_quantize_row_fp8_e4m3_ref,
+        .vec_dot = lb_vec_dot_fp8_e4m3_f32, .vec_dot_type = LB_TYPE_F32,
+        .tolerance = 0.033f,
+        .description = "FP8_E4M3: per row a float scale d = max|x|/448 in a row header, then OCP FP8 E4M3 (fn) codes, "
+                       "x = d*fp8(q); round to nearest even, saturating",
+    },
+    [LB_TYPE_FP8_E5M2] = {
+        .name = "FP8_E5M2", .block_size = 1, .type_size = 1, .row_header = sizeof(lb_row_header_sym), .bpw = 8.0f,
+        .to_float = lb_dequantize_row_fp8_e5m2, .from_float_ref = lb_quantize_row_fp8_e5m2_ref,
+        .vec_dot = lb_vec_dot_fp8_e5m2_f32, .vec_dot_type = LB_TYPE_F32,
+        .tolerance = 0.067f,
+        .description = "FP8_E5M2: per row a float scale d = max|x|/57344 in a row header, then OCP FP8 E5M2 codes, "
+                       "x = d*fp8(q); round to nearest even, saturating",
+    },
+    [LB_TYPE_NF4_DQ] = {
+        .name = "NF4_DQ", .block_size = QK_BNB4, .type_size = sizeof(block_nf4_dq),
+        .row_header = sizeof(lb_row_header_dq), .bpw = 4.125f,
+        .to_float = lb_dequantize_row_nf4_dq, .from_float_ref = lb_quantize_row_nf4_dq_ref,
+        .vec_dot = lb_vec_dot_nf4_dq_f32, .vec_dot_type = LB_TYPE_F32,
+        .tolerance = 0.115f,
+        .description = "NF4_DQ: NF4 blocks of 64 whose absmax is double-quantized (bitsandbytes double quant): "
+                       "8-bit dynamic-map code per block, float offset (mean absmax) and scale per row",
+    },
 };
 
 // ---------------------------------------------------------------------------
@@ -162,11 +279,13 @@ size_t lb_type_block_bytes(lb_type type) {
     return t ? t->type_size : 0;
 }
 
+// The one place a row's size is computed: its header, then its blocks.
 size_t lb_type_row_bytes(lb_type type, int64_t n) {
     const struct lb_type_traits *t = lb_traits(type);
     if (!t || n < 0 || n % t->block_size != 0) return 0;
     uint64_t bytes;
-    if (__builtin_mul_overflow((uint64_t)(n / t->block_size), (uint64_t)t->type_size, &bytes) || bytes > SIZE_MAX)
+    if (__builtin_mul_overflow((uint64_t)(n / t->block_size), (uint64_t)t->type_size, &bytes) ||
+        __builtin_add_overflow(bytes, (uint64_t)t->row_header, &bytes) || bytes > SIZE_MAX)
         return 0;
     return (size_t)bytes;
 }
@@ -184,5 +303,21 @@ lb_status lb_type_from_float(lb_type type, const float *src, void *dst, int64_t 
     if (!t || !t->from_float_ref) return LB_ERR_UNSUPPORTED;
     if (n < 0 || n % t->block_size != 0 || (n > 0 && (!src || !dst))) return LB_ERR_ARG;
     t->from_float_ref(src, dst, n);
+    return LB_OK;
+}
+
+lb_status lb_type_from_float_rows(lb_type type, const float *src, void *dst, int64_t rows, int64_t n) {
+    const struct lb_type_traits *t = lb_traits(type);
+    if (!t || !t->from_float_ref) return LB_ERR_UNSUPPORTED;
+    if (rows < 0 || n < 0 || n % t->block_size != 0 || (rows > 0 && n > 0 && (!src || !dst))) return LB_ERR_ARG;
+    const size_t row = lb_type_row_bytes(type, n);
+    if (t->from_float_amax) {
+        // Per tensor: one pass for the absmax of every row, one to quantize.
+        float amax = 0.0f;
+        for (int64_t i = 0; i < rows * n; i++) amax = fmaxf(amax, fabsf(src[i]));
+        for (int64_t r = 0; r < rows; r++) t->from_float_amax(src + r * n, (char *)dst + (size_t)r * row, n, amax);
+    } else {
+        for (int64_t r = 0; r < rows; r++) t->from_float_ref(src + r * n, (char *)dst + (size_t)r * row, n);
+    }
     return LB_OK;
 }

@@ -8,10 +8,16 @@
 
 #include "lowbit.h"
 
-// Convert n elements (a multiple of block_size) of this type to float.
+// Convert n elements (a multiple of block_size) of this type to float. For
+// types with a row header (row_header > 0) the n elements are one whole row,
+// header first: these functions, from_float_ref and vec_dot are never called
+// on part of a row or on several rows at once.
 typedef void (*lb_to_float_fn)(const void *src, float *dst, int64_t n);
 // Quantize n floats (a multiple of block_size) into this type.
 typedef void (*lb_from_float_fn)(const float *src, void *dst, int64_t n);
+// Per-tensor types: quantize a row against the absmax of the whole tensor
+// (the tensor-level quantizer finds it first; see lb_type_from_float_rows).
+typedef void (*lb_from_float_amax_fn)(const float *src, void *dst, int64_t n, float amax);
 // Dot product of n elements: w is a row of this type, a is the activation row
 // already converted to the row's vec_dot_type.
 typedef float (*lb_vec_dot_fn)(int64_t n, const void *w, const void *a);
@@ -24,9 +30,11 @@ struct lb_type_traits {
     const char *name;           // NULL: no type has this id
     int block_size;             // elements per block
     size_t type_size;           // bytes per block
-    float bpw;                  // bits per weight = 8 * type_size / block_size
+    size_t row_header;          // bytes before a row's first block (per-row scales); 0 for ggml types
+    float bpw;                  // bits per weight of the blocks = 8 * type_size / block_size (headers excluded)
     lb_to_float_fn to_float;
     lb_from_float_fn from_float_ref; // reference quantizer (ggml's *_ref); NULL when none
+    lb_from_float_amax_fn from_float_amax; // per-tensor types only: a row against the tensor's absmax
     lb_vec_dot_fn vec_dot;      // scalar reference dot product
     lb_type vec_dot_type;       // format the activation is converted to
     float tolerance;            // round-trip RMS error / RMS(x) allowed on Gaussian data (tests)
