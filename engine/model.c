@@ -11,6 +11,7 @@
 #include "tokenizer.h"
 #include "types.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -519,6 +520,14 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
     for (int i = 0; i < n; i++) {
         size_t src_row = lb_type_row_bytes(src[i]->type, src[i]->cols);
         size_t dst_row = lb_type_row_bytes(next[i].type, next[i].cols);
+        // Per-tensor types (INT8_T, INT4_T) quantize every row against the
+        // tensor's max |w|: a first pass finds it.
+        const lb_from_float_amax_fn per_tensor = lb_traits(next[i].type)->from_float_amax;
+        float amax = 0.0f;
+        for (int64_t r = 0; per_tensor && next[i].type != src[i]->type && r < src[i]->rows; r++) {
+            lb_type_to_float(src[i]->type, (const char *)src[i]->data + (size_t)r * src_row, row, src[i]->cols);
+            for (int64_t c = 0; c < src[i]->cols; c++) amax = fmaxf(amax, fabsf(row[c]));
+        }
         for (int64_t r = 0; r < src[i]->rows; r++) {
             const char *s = (const char *)src[i]->data + (size_t)r * src_row;
             char *d = buf + off + (size_t)r * dst_row;
@@ -527,7 +536,8 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
                 continue;
             }
             lb_type_to_float(src[i]->type, s, row, src[i]->cols);
-            lb_type_from_float(next[i].type, row, d, next[i].cols);
+            if (per_tensor) per_tensor(row, d, next[i].cols, amax);
+            else lb_type_from_float(next[i].type, row, d, next[i].cols);
         }
         next[i].data = buf + off;
         off += (size_t)next[i].rows * dst_row;

@@ -156,8 +156,28 @@ struct quant_job {
     int64_t cols, rows, rows_per_chunk;
     size_t src_row, dst_row;
     double *err2, *norm2;     // per chunk: Σ(w − ŵ)², Σw², summed in chunk order afterwards
+    float *amax;              // per chunk: max |w| (first pass, per-tensor types only)
+    float tensor_amax;        // max |w| over the tensor, for a per-tensor type's from_float_amax
     atomic_bool nomem;
 };
+
+// First pass for per-tensor types (INT8_T, INT4_T): max |w| of each chunk.
+static void amax_chunk(void *arg, int64_t ci) {
+    struct quant_job *j = arg;
+    float *w = malloc((size_t)j->cols * sizeof *w);
+    if (!w) {
+        atomic_store(&j->nomem, true);
+        return;
+    }
+    float m = 0.0f;
+    int64_t r1 = (ci + 1) * j->rows_per_chunk < j->rows ? (ci + 1) * j->rows_per_chunk : j->rows;
+    for (int64_t r = ci * j->rows_per_chunk; r < r1; r++) {
+        lb_type_to_float(j->from, j->src + (size_t)r * j->src_row, w, j->cols);
+        for (int64_t c = 0; c < j->cols; c++) m = fmaxf(m, fabsf(w[c]));
+    }
+    j->amax[ci] = m;
+    free(w);
+}
 
 static void quant_chunk(void *arg, int64_t ci) {
     struct quant_job *j = arg;
@@ -173,7 +193,9 @@ static void quant_chunk(void *arg, int64_t ci) {
     for (int64_t r = ci * j->rows_per_chunk; r < r1; r++) {
         char *d = j->dst + (size_t)r * j->dst_row;
         lb_type_to_float(j->from, j->src + (size_t)r * j->src_row, w, j->cols);
-        lb_type_from_float(j->to, w, d, j->cols);
+        const lb_from_float_amax_fn per_tensor = lb_traits(j->to)->from_float_amax;
+        if (per_tensor) per_tensor(w, d, j->cols, j->tensor_amax);
+        else lb_type_from_float(j->to, w, d, j->cols);
         lb_type_to_float(j->to, d, back, j->cols);
         for (int64_t c = 0; c < j->cols; c++) {
             double diff = (double)w[c] - back[c];
@@ -202,8 +224,15 @@ static lb_status quantize_tensor(struct lb_threadpool *pool, const struct gguf_t
     j.err2 = calloc((size_t)n_chunks + 1, sizeof *j.err2);
     j.norm2 = calloc((size_t)n_chunks + 1, sizeof *j.norm2);
     atomic_init(&j.nomem, false);
-    if (j.dst && j.err2 && j.norm2) threadpool_run(pool, quant_chunk, &j, n_chunks);
-    if (!j.dst || !j.err2 || !j.norm2 || atomic_load(&j.nomem)) {
+    const bool per_tensor = lb_traits(to)->from_float_amax != NULL;
+    if (per_tensor && (j.amax = calloc((size_t)n_chunks + 1, sizeof *j.amax))) {
+        threadpool_run(pool, amax_chunk, &j, n_chunks);
+        for (int64_t i = 0; i < n_chunks; i++) j.tensor_amax = fmaxf(j.tensor_amax, j.amax[i]);
+    }
+    const bool amax_ok = !per_tensor || j.amax;
+    if (j.dst && j.err2 && j.norm2 && amax_ok && !atomic_load(&j.nomem)) threadpool_run(pool, quant_chunk, &j, n_chunks);
+    free(j.amax);
+    if (!j.dst || !j.err2 || !j.norm2 || !amax_ok || atomic_load(&j.nomem)) {
         free(j.dst);
         free(j.err2);
         free(j.norm2);

@@ -3,8 +3,10 @@
  * reference checks (tests/test_dequant.py). Uses only lowbit.h.
  *
  *   types_dump list                          one "NAME block_size type_size" per line
- *   types_dump quantize TYPE IN.f32 OUT.bin  float32 values -> blocks (reference quantizer)
- *   types_dump dequantize TYPE IN.bin OUT.f32  blocks -> float32 values
+ *   types_dump quantize TYPE IN.f32 OUT.bin  float32 values -> one row (reference quantizer)
+ *   types_dump dequantize TYPE IN.bin OUT.f32  one row -> float32 values
+ * A file is one row: for per-channel types (a row header holding the
+ * scale) the whole file shares one scale.
  *
  * TYPE is a name as lb_type_name gives it ("Q4_K"), any case. Exit status 0
  * on success, 1 with a one-line message on stderr otherwise.
@@ -80,14 +82,16 @@ static int dequantize(lb_type type, const char *in, const char *out) {
     size_t size;
     void *q = read_file(in, &size);
     if (!q) return 1;
-    const size_t block_bytes = lb_type_block_bytes(type);
-    if (size % block_bytes != 0) {
-        fprintf(stderr, "types_dump: %s: %zu bytes is not a whole number of %zu-byte %s blocks\n", in, size,
-                block_bytes, lb_type_name(type));
+    // The file is one row: the row header (lb_type_row_bytes(type, 0), 0 for
+    // ggml types), then whole blocks.
+    const size_t block_bytes = lb_type_block_bytes(type), header = lb_type_row_bytes(type, 0);
+    if (size < header || (size - header) % block_bytes != 0) {
+        fprintf(stderr, "types_dump: %s: %zu bytes is not a %zu-byte row header and whole %zu-byte %s blocks\n", in,
+                size, header, block_bytes, lb_type_name(type));
         free(q);
         return 1;
     }
-    const int64_t n = (int64_t)(size / block_bytes) * lb_type_block_size(type);
+    const int64_t n = (int64_t)((size - header) / block_bytes) * lb_type_block_size(type);
     float *y = malloc(n > 0 ? (size_t)n * sizeof *y : 1);
     lb_status st = lb_type_to_float(type, q, y, n);
     int rc = st == LB_OK ? write_file(out, y, (size_t)n * sizeof *y) : 1;
