@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "fp16.h"
+#include "kernels_avx2_int.h"
 #include "quants.h"
 
 // ---------------------------------------------------------------------------
@@ -599,6 +600,7 @@ const struct lb_kernels lb_kernels_avx2 = {
         [LB_TYPE_Q6_K] = vec_dot_q6_K,
         [LB_TYPE_NF4] = vec_dot_nf4,
         [LB_TYPE_FP4] = vec_dot_fp4,
+        LB_AVX2_INT_VEC_DOTS // lowbit's integer grid, FP8 and NF4_DQ types (kernels_avx2_int.c)
     },
     .from_float = {
         [LB_TYPE_Q8_0] = quantize_q8_0,
