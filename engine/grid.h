@@ -28,11 +28,19 @@ struct lb_grid {
 
 // The tensor type that stores weights on grid g exactly (up to the type's
 // fp16 scale rounding), or LB_TYPE_COUNT when no type in the table does.
+// Every grid with bits in {2, 3, 4, 8}, group in {32, 64, 128, per channel},
+// symmetric or not, has one (and 5 bits at group 32): a ggml type where one
+// holds it (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 at group 32), else lowbit's
+// INTb_Gg / INTbZ_Gg / INTb_C / INTbZ_C (grid.c lists the mapping).
 lb_type lb_grid_type(struct lb_grid g);
 
 // Pack one row of n weights on grid g into type t (t == lb_grid_type(g)).
-// q[i] in [0, 2^bits − 1]; scale[k] and zero[k] belong to group k (zero is
-// integer-valued). dst receives lb_type_row_bytes(t, n) bytes.
+// q[i] in [0, 2^bits − 1]; scale[k] and zero[k] belong to group k (one of
+// each for a per-channel grid). zero is integer-valued, in [0, 2^bits − 1]
+// for lowbit's types (checked), and ignored (may be NULL) for symmetric
+// grids. n must be a multiple of the group and of 32. dst receives
+// lb_type_row_bytes(t, n) bytes. Fails with LB_ERR_ARG, writing nothing
+// useful, on a mismatch.
 lb_status lb_grid_pack_row(lb_type t, struct lb_grid g, int64_t n, const uint8_t *q,
                            const float *scale, const float *zero, void *dst, lb_error *err);
 

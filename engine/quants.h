@@ -115,6 +115,10 @@ float lb_vec_dot_fp4_f32(int64_t n, const void *w, const void *a);
 LB_INT_TYPES(LB_INT_DECLARE)
 #undef LB_INT_DECLARE
 
+// Pack 32 codes (each < 2^bits) into one chunk of 4·bits bytes (blocks.h);
+// for grid.c, which writes codes chosen elsewhere.
+void lb_int_pack_chunk(int bits, const uint8_t q[32], uint8_t *out);
+
 // Per-tensor quantizers: a row against the absmax of the whole tensor.
 void lb_quantize_row_int8_t_amax(const float *src, void *dst, int64_t n, float amax);
 void lb_quantize_row_int4_t_amax(const float *src, void *dst, int64_t n, float amax);

@@ -220,6 +220,8 @@ static inline void int_quantize_amax(int bits, const float *src, void *dst, int6
     }
 }
 
+void lb_int_pack_chunk(int bits, const uint8_t q[32], uint8_t *out) { pack_chunk(bits, q, out); }
+
 void lb_quantize_row_int8_t_amax(const float *src, void *dst, int64_t n, float amax) {
     int_quantize_amax(8, src, dst, n, amax);
 }
