@@ -384,6 +384,7 @@ const char *lb_profile_name(const lb_profile *p);
 const char *lb_profile_description(const lb_profile *p); // "" when the file has none
 const char *lb_profile_path(const lb_profile *p);        // the file it was read from
 const char *lb_profile_method(const lb_profile *p);      // "q4_k_m"
+lb_type lb_profile_type(const lb_profile *p);          // the type most matrices get, once bits/granularity/... are applied
 lb_type lb_profile_kv_type(const lb_profile *p);         // LB_TYPE_F16 (default) or LB_TYPE_F32
 int lb_profile_file_type(const lb_profile *p);           // llama.cpp's LLAMA_FTYPE, written as general.file_type
 

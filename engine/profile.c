@@ -7,6 +7,7 @@
  */
 #include "profile.h"
 
+#include "grid.h"
 #include "internal.h"
 #include "types.h"
 
@@ -26,7 +27,8 @@
 // Methods: ggml types (with the rules of llama.cpp's file type of that name,
 // or the _S variant for q3_k/q4_k/q5_k, which llama.cpp has no plain file type
 // for) and llama.cpp's mixes; then lowbit's own types (bitsandbytes' NF4 and
-// FP4), whose only llama.cpp rule is the output head's.
+// FP4, FP8 with per-channel scales), whose only llama.cpp rule is the output
+// head's; then rtn, whose type its parameters choose.
 
 const struct lb_method lb_methods[] = {
     {"f32", LB_TYPE_F32, LB_FTYPE_ALL_F32, false},
@@ -50,6 +52,11 @@ const struct lb_method lb_methods[] = {
     {"q5_k_m", LB_TYPE_Q5_K, LB_FTYPE_MOSTLY_Q5_K_M, true},
     {"nf4", LB_TYPE_NF4, LB_FTYPE_LOWBIT_NF4, false},
     {"fp4", LB_TYPE_FP4, LB_FTYPE_LOWBIT_FP4, false},
+    {"fp8_e4m3", LB_TYPE_FP8_E4M3, (enum lb_ftype)LB_TYPE_FP8_E4M3, false},
+    {"fp8_e5m2", LB_TYPE_FP8_E5M2, (enum lb_ftype)LB_TYPE_FP8_E5M2, false},
+    // Round to nearest on an integer grid: the type follows from bits,
+    // granularity, group_size and symmetric (resolve_rtn).
+    {"rtn", LB_TYPE_COUNT, LB_FTYPE_ALL_F32, false},
 };
 const int lb_n_methods = (int)(sizeof lb_methods / sizeof lb_methods[0]);
 
@@ -58,7 +65,8 @@ bool lb_type_is_weight(lb_type t) {
     return tr && tr->from_float_ref && tr->vec_dot && t != LB_TYPE_Q8_1 && t != LB_TYPE_Q8_K;
 }
 
-static const char *const profile_keys = "name, description, method, pure, overrides, fallback, kv_cache";
+static const char *const profile_keys = "name, description, method, bits, granularity, group_size, symmetric, "
+                                        "double_quant, pure, overrides, fallback, kv_cache";
 
 // ----------------------------------------------------------------------------
 // Reading the YAML document
@@ -118,7 +126,8 @@ static lb_status get_type(struct reader *r, const char *key, const yaml_node_t *
     if (t < 0 || !lb_type_is_weight((lb_type)t))
         return fail_at(r, v, LB_ERR_FORMAT,
                        "%s '%s' is not a weight type (expected one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, "
-                       "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4)", key, s);
+                       "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4, nf4_dq, fp8_e4m3, fp8_e5m2, or an integer "
+                       "grid type int<2|3|4|8>[z]_<c|g32|g64|g128>, int8_t, int4_t)", key, s);
     *out = (lb_type)t;
     return LB_OK;
 }
@@ -177,6 +186,124 @@ static lb_status check_keys(struct reader *r, const yaml_node_t *map, const char
     return LB_OK;
 }
 
+// The key whose value is node v in the root mapping (for messages).
+static const char *scalar_key_of(struct reader *r, const yaml_node_t *v) {
+    const yaml_node_t *root = yaml_document_get_root_node(r->doc);
+    for (yaml_node_pair_t *pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++)
+        if (yaml_document_get_node(r->doc, pair->value) == v) return scalar(yaml_document_get_node(r->doc, pair->key));
+    return "?";
+}
+
+// ----------------------------------------------------------------------------
+// Method parameters: bits, granularity, group_size, symmetric (method rtn),
+// double_quant (method nf4). Each given key is checked against the method,
+// so a key the method does not read is an error, never silently ignored.
+
+enum granularity { GRAN_NONE, GRAN_TENSOR, GRAN_CHANNEL, GRAN_GROUP };
+
+struct method_params {
+    int bits, group_size;
+    enum granularity granularity;
+    bool symmetric, double_quant;
+    const yaml_node_t *bits_node, *granularity_node, *group_node, *symmetric_node, *double_quant_node;
+};
+
+static lb_status get_int(struct reader *r, const char *key, const yaml_node_t *v, int *out) {
+    const char *s = NULL;
+    lb_status st = get_string(r, key, v, &s);
+    if (st) return st;
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || errno || x < 0 || x > 1 << 20)
+        return fail_at(r, v, LB_ERR_FORMAT, "'%s' is '%s' (expected a whole number)", key, s);
+    *out = (int)x;
+    return LB_OK;
+}
+
+static lb_status get_granularity(struct reader *r, const yaml_node_t *v, enum granularity *out) {
+    const char *s = NULL;
+    lb_status st = get_string(r, "granularity", v, &s);
+    if (st) return st;
+    if (!strcmp(s, "tensor")) *out = GRAN_TENSOR;
+    else if (!strcmp(s, "channel")) *out = GRAN_CHANNEL;
+    else if (!strcmp(s, "group")) *out = GRAN_GROUP;
+    else return fail_at(r, v, LB_ERR_FORMAT, "granularity '%s' (expected tensor, channel or group)", s);
+    return LB_OK;
+}
+
+// The type of method rtn: symmetric (absmax) or zero-point grids of 2, 3, 4
+// or 8 bits per tensor, channel or group (grid.h's mapping, so group 32 at
+// 4 and 8 bits symmetric is Q4_0 / Q8_0 and 4-bit zero point is Q4_1).
+static lb_status resolve_rtn(struct reader *r, const yaml_node_t *root, struct method_params *mp) {
+    struct lb_profile *p = r->p;
+    if (!mp->bits_node) return fail_at(r, root, LB_ERR_MISSING, "method rtn needs 'bits' (expected 2, 3, 4 or 8)");
+    if (mp->bits != 2 && mp->bits != 3 && mp->bits != 4 && mp->bits != 8)
+        return fail_at(r, mp->bits_node, LB_ERR_FORMAT, "bits %d (expected 2, 3, 4 or 8)", mp->bits);
+    if (!mp->granularity_node)
+        return fail_at(r, root, LB_ERR_MISSING, "method rtn needs 'granularity' (expected tensor, channel or group)");
+    if (!mp->symmetric_node) mp->symmetric = true;
+    if (mp->granularity == GRAN_GROUP) {
+        if (!mp->group_node)
+            return fail_at(r, mp->granularity_node, LB_ERR_MISSING,
+                           "granularity group needs 'group_size' (expected 32, 64 or 128)");
+        if (mp->group_size != 32 && mp->group_size != 64 && mp->group_size != 128)
+            return fail_at(r, mp->group_node, LB_ERR_FORMAT, "group_size %d (expected 32, 64 or 128)", mp->group_size);
+    } else if (mp->group_node) {
+        return fail_at(r, mp->group_node, LB_ERR_FORMAT,
+                       "group_size with granularity %s (expected group_size only with granularity group)",
+                       mp->granularity == GRAN_TENSOR ? "tensor" : "channel");
+    }
+    if (mp->granularity == GRAN_TENSOR) {
+        if (!mp->symmetric || (mp->bits != 8 && mp->bits != 4))
+            return fail_at(r, mp->granularity_node, LB_ERR_FORMAT,
+                           "granularity tensor with %d-bit %s grids (expected symmetric 8 or 4 bits: INT8_T, INT4_T)",
+                           mp->bits, mp->symmetric ? "symmetric" : "zero-point");
+        p->type = mp->bits == 8 ? LB_TYPE_INT8_T : LB_TYPE_INT4_T;
+    } else {
+        struct lb_grid g = {mp->bits, mp->granularity == GRAN_GROUP ? mp->group_size : LB_GRID_PER_CHANNEL,
+                            mp->symmetric};
+        p->type = lb_grid_type(g);
+    }
+    // A ggml type keeps llama.cpp's file type of that name; lowbit's own are their ids.
+    p->ftype = (enum lb_ftype)p->type;
+    for (int i = 0; i < lb_n_methods; i++)
+        if (lb_methods[i].type == p->type && !lb_methods[i].mix) {
+            p->ftype = lb_methods[i].ftype;
+            break;
+        }
+    return LB_OK;
+}
+
+static lb_status resolve_method(struct reader *r, const yaml_node_t *root, struct method_params *mp) {
+    struct lb_profile *p = r->p;
+    const char *m = p->method->name;
+    p->type = p->method->type;
+    p->ftype = p->method->ftype;
+    if (!strcmp(m, "rtn")) {
+        if (mp->double_quant_node)
+            return fail_at(r, mp->double_quant_node, LB_ERR_FORMAT, "double_quant with method rtn (expected it "
+                           "only with method nf4)");
+        return resolve_rtn(r, root, mp);
+    }
+    // Other methods fix their grid: the only parameters they take are FP8's
+    // (per-)channel granularity and NF4's double quantization.
+    const bool fp8 = !strncmp(m, "fp8_", 4);
+    const yaml_node_t *extra = mp->bits_node ? mp->bits_node : mp->group_node ? mp->group_node
+                                                              : mp->symmetric_node;
+    if (extra)
+        return fail_at(r, extra, LB_ERR_FORMAT, "'%s' with method %s (expected bits, group_size and symmetric only "
+                       "with method rtn)", scalar_key_of(r, extra), m);
+    if (mp->granularity_node && !(fp8 && mp->granularity == GRAN_CHANNEL))
+        return fail_at(r, mp->granularity_node, LB_ERR_FORMAT, "granularity with method %s (expected it with method "
+                       "rtn, or 'channel' with fp8_e4m3 / fp8_e5m2, whose scales are per channel)", m);
+    if (mp->double_quant_node && strcmp(m, "nf4") != 0)
+        return fail_at(r, mp->double_quant_node, LB_ERR_FORMAT, "double_quant with method %s (expected it only with "
+                       "method nf4)", m);
+    if (mp->double_quant) p->type = LB_TYPE_NF4_DQ, p->ftype = (enum lb_ftype)LB_TYPE_NF4_DQ;
+    return LB_OK;
+}
+
 static lb_status read_override(struct reader *r, const yaml_node_t *item, struct lb_override *o) {
     static const char *const keys[] = {"pattern", "type", NULL};
     if (item->type != YAML_MAPPING_NODE)
@@ -224,8 +351,9 @@ static bool valid_name(const char *s) {
 }
 
 static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
-    static const char *const keys[] = {"name", "description", "method", "pure", "overrides", "fallback",
-                                       "kv_cache", NULL};
+    static const char *const keys[] = {"name", "description", "method", "bits", "granularity", "group_size",
+                                       "symmetric", "double_quant", "pure", "overrides", "fallback", "kv_cache",
+                                       NULL};
     struct lb_profile *p = r->p;
     if (root->type != YAML_MAPPING_NODE)
         return fail_at(r, root, LB_ERR_FORMAT, "the profile is %s (expected a mapping with keys %s)",
@@ -233,6 +361,7 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
     lb_status st = check_keys(r, root, keys, profile_keys);
     if (st) return st;
     const yaml_node_t *pure_node = NULL, *fallback_node = NULL;
+    struct method_params mp = {0};
     yaml_node_t *k, *v;
     FOR_PAIRS(r, root, k, v) {
         const char *key = scalar(k);
@@ -245,6 +374,21 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
             st = dup_string(r, key, v, &p->description);
         } else if (!strcmp(key, "method")) {
             st = get_method(r, v);
+        } else if (!strcmp(key, "bits")) {
+            st = get_int(r, key, v, &mp.bits);
+            mp.bits_node = v;
+        } else if (!strcmp(key, "granularity")) {
+            st = get_granularity(r, v, &mp.granularity);
+            mp.granularity_node = v;
+        } else if (!strcmp(key, "group_size")) {
+            st = get_int(r, key, v, &mp.group_size);
+            mp.group_node = v;
+        } else if (!strcmp(key, "symmetric")) {
+            st = get_bool(r, key, v, &mp.symmetric);
+            mp.symmetric_node = v;
+        } else if (!strcmp(key, "double_quant")) {
+            st = get_bool(r, key, v, &mp.double_quant);
+            mp.double_quant_node = v;
         } else if (!strcmp(key, "pure")) {
             st = get_bool(r, key, v, &p->pure);
             pure_node = v;
@@ -264,6 +408,7 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
     }
     if (!p->name) return fail_at(r, root, LB_ERR_MISSING, "no 'name' (required)");
     if (!p->method) return fail_at(r, root, LB_ERR_MISSING, "no 'method' (required)");
+    if ((st = resolve_method(r, root, &mp))) return st;
 
     // Combinations that cannot mean anything.
     if (p->pure && p->method->mix)
@@ -272,11 +417,15 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
                        "'%.4s')", p->method->name, p->method->name);
     if (fallback_node) {
         int bs = lb_type_block_size(p->fallback);
+        if (lb_type_row_bytes(p->fallback, 0) > 0 && lb_traits(p->fallback)->from_float_amax)
+            return fail_at(r, fallback_node, LB_ERR_FORMAT,
+                           "fallback %s is a per-tensor type (expected a type whose rows are quantized on their own)",
+                           lb_type_name(p->fallback));
         if (bs > 32)
             return fail_at(r, fallback_node, LB_ERR_FORMAT,
                            "fallback %s has blocks of %d: it would not fit rows that the method's blocks do not "
                            "fit (expected a type with blocks of 32 or less)", lb_type_name(p->fallback), bs);
-        bool blocked = lb_type_block_size(p->method->type) > 1;
+        bool blocked = lb_type_block_size(p->type) > 1;
         for (int i = 0; i < p->n_overrides; i++) blocked |= lb_type_block_size(p->overrides[i].type) > 1;
         if (!blocked)
             return fail_at(r, fallback_node, LB_ERR_FORMAT,
@@ -342,8 +491,9 @@ const char *lb_profile_name(const lb_profile *p) { return p->name; }
 const char *lb_profile_description(const lb_profile *p) { return p->description; }
 const char *lb_profile_path(const lb_profile *p) { return p->path; }
 const char *lb_profile_method(const lb_profile *p) { return p->method->name; }
+lb_type lb_profile_type(const lb_profile *p) { return p->type; }
 lb_type lb_profile_kv_type(const lb_profile *p) { return p->kv_type; }
-int lb_profile_file_type(const lb_profile *p) { return (int)p->method->ftype; }
+int lb_profile_file_type(const lb_profile *p) { return (int)p->ftype; }
 
 // ----------------------------------------------------------------------------
 // Lookup by name

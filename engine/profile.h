@@ -32,6 +32,7 @@ enum lb_ftype {
     // outside llama.cpp's enum: files holding them are lowbit-only anyway.
     LB_FTYPE_LOWBIT_NF4 = 128,
     LB_FTYPE_LOWBIT_FP4 = 129,
+    // ... and every other lowbit type id (130 and up) as its own file type.
 };
 
 // One accepted value of `method:`: the type most weight matrices get, and the
@@ -55,6 +56,11 @@ struct lb_profile {
     char *name;
     char *description;  // "" when absent
     const struct lb_method *method;
+    // What the method resolves to once its parameters are read (bits,
+    // granularity, group_size, symmetric for rtn; double_quant for nf4):
+    // the type most weight matrices get and the file type written.
+    lb_type type;
+    enum lb_ftype ftype;
     bool pure;          // only overrides and the fallback change the method's type
     lb_type fallback;   // LB_TYPE_COUNT: llama.cpp's fallback chain
     lb_type kv_type;    // LB_TYPE_F16 or LB_TYPE_F32

@@ -112,7 +112,7 @@ static lb_type fallback_type(const struct lb_profile *p, lb_type t, int64_t ne0)
     lb_type f = t;
     if (p->fallback != LB_TYPE_COUNT) f = p->fallback;
     else if (t == LB_TYPE_Q2_K || t == LB_TYPE_Q3_K) f = LB_TYPE_Q4_0;
-    else if (t == LB_TYPE_Q4_K || t == LB_TYPE_NF4 || t == LB_TYPE_FP4) f = LB_TYPE_Q5_0;
+    else if (t == LB_TYPE_Q4_K || t == LB_TYPE_NF4 || t == LB_TYPE_FP4 || t == LB_TYPE_NF4_DQ) f = LB_TYPE_Q5_0;
     else if (t == LB_TYPE_Q5_K) f = LB_TYPE_Q5_1;
     else if (t == LB_TYPE_Q6_K) f = LB_TYPE_Q8_0;
     return ne0 % lb_type_block_size(f) == 0 ? f : LB_TYPE_F16;
@@ -122,7 +122,7 @@ lb_type lb_quant_tensor_type(const struct lb_profile *p, const struct lb_quant_m
                              int n_dims, int64_t ne0, lb_type cur, enum lb_quant_rule *rule) {
     *rule = LB_RULE_COPY;
     if (!allows_quantization(name, n_dims)) return cur;
-    lb_type t = p->method->type;
+    lb_type t = p->type;
     *rule = LB_RULE_METHOD;
     for (int i = 0; i < p->n_overrides; i++)
         if (fnmatch(p->overrides[i].pattern, name, 0) == 0) {
@@ -132,7 +132,7 @@ lb_type lb_quant_tensor_type(const struct lb_profile *p, const struct lb_quant_m
         }
     // llama.cpp applies its rules only when the method is a quantized type.
     if (*rule == LB_RULE_METHOD && !p->pure && lb_type_block_size(t) > 1) {
-        lb_type m = mix_type(p->method->ftype, t, tensor_category(name), layer_of(name), qm, ne0);
+        lb_type m = mix_type(p->ftype, t, tensor_category(name), layer_of(name), qm, ne0);
         if (m != t) *rule = LB_RULE_MIX;
         t = m;
     }
@@ -372,7 +372,7 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
     // each of lowbit's own types the file holds.
     if ((st = gguf_writer_copy_kv(w, f, err)) ||
         (st = gguf_writer_set_u32(w, "general.quantization_version", LB_QUANTIZATION_VERSION, err)) ||
-        (st = gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->method->ftype, err)))
+        (st = gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->ftype, err)))
         goto done;
     for (int t = 0; t < LB_TYPE_COUNT; t++) {
         const char *desc = lb_type_description((lb_type)t);

@@ -89,19 +89,20 @@ int cmd_quantize(int argc, char **argv) {
     }
 
     if (!quiet) {
-        printf("%-32s %-14s %-5s    %-5s %7s %10s  %s\n", "tensor", "shape", "from", "to", "bpw", "rel.err", "rule");
+        printf("%-32s %-14s %-5s    %-10s %7s %10s  %s\n", "tensor", "shape", "from", "to", "bpw", "rel.err", "rule");
         for (int i = 0; i < st.n_tensors; i++) {
             const lb_quantize_tensor *t = &st.tensors[i];
             char shape[64];
             print_shape(shape, sizeof shape, t);
-            printf("%-32s %-14s %-5s -> %-5s %7.3f %10.3e  %s\n", t->name, shape, lb_type_name(t->type_in),
+            printf("%-32s %-14s %-5s -> %-10s %7.3f %10.3e  %s\n", t->name, shape, lb_type_name(t->type_in),
                    lb_type_name(t->type_out), 8.0 * (double)t->bytes_out / (double)t->n_elements, t->rel_error,
                    t->rule);
         }
     }
-    printf("%s: profile %s (%s), file type %d: %.2f MiB -> %.2f MiB, %.3f bits per weight, "
+    printf("%s: profile %s (%s: %s), file type %d: %.2f MiB -> %.2f MiB, %.3f bits per weight, "
            "%d fallback tensor%s, %.2f s\n",
-           out, lb_profile_name(profile), lb_profile_method(profile), lb_profile_file_type(profile),
+           out, lb_profile_name(profile), lb_profile_method(profile), lb_type_name(lb_profile_type(profile)),
+           lb_profile_file_type(profile),
            (double)st.bytes_in / 1048576.0, (double)st.bytes_out / 1048576.0,
            8.0 * (double)st.bytes_out / (double)(st.n_elements ? st.n_elements : 1), st.n_fallback,
            st.n_fallback == 1 ? "" : "s", st.seconds);

@@ -72,6 +72,47 @@ static void test_shipped_profiles_parse(void **state) {
     }
 }
 
+// lowbit's own profiles: the method's parameters choose the type, and the
+// file type written is that type's id (or llama.cpp's for a ggml type).
+static void test_shipped_lowbit_profiles(void **state) {
+    (void)state;
+    const char *src = getenv("top_srcdir");
+    static const struct {
+        const char *name, *method;
+        lb_type type;
+    } shipped[] = {
+        {"int8-absmax", "rtn", LB_TYPE_INT8_C},          {"int8-absmax-tensor", "rtn", LB_TYPE_INT8_T},
+        {"int8-zeropoint", "rtn", LB_TYPE_INT8Z_C},      {"int4-absmax", "rtn", LB_TYPE_INT4_C},
+        {"int4-absmax-tensor", "rtn", LB_TYPE_INT4_T},   {"int4-g128", "rtn", LB_TYPE_INT4_G128},
+        {"int4-zp-g128", "rtn", LB_TYPE_INT4Z_G128},     {"int3-g128", "rtn", LB_TYPE_INT3Z_G128},
+        {"nf4-double-quant", "nf4", LB_TYPE_NF4_DQ},     {"fp8-e4m3", "fp8_e4m3", LB_TYPE_FP8_E4M3},
+        {"fp8-e5m2", "fp8_e5m2", LB_TYPE_FP8_E5M2},
+    };
+    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/profiles/%s.yaml", src ? src : ".", shipped[i].name);
+        lb_error err = {0};
+        lb_profile *p = NULL;
+        if (lb_profile_load(&p, path, &err) != LB_OK) fail_msg("%s", err.msg);
+        assert_string_equal(lb_profile_name(p), shipped[i].name);
+        assert_string_equal(lb_profile_method(p), shipped[i].method);
+        assert_int_equal(lb_profile_type(p), shipped[i].type);
+        assert_int_equal(lb_profile_file_type(p), (int)shipped[i].type);
+        assert_true(strlen(lb_profile_description(p)) > 0);
+        lb_profile_free(p);
+    }
+    // rtn on a grid a ggml type holds keeps llama.cpp's type and file type.
+    lb_error err;
+    char path[128];
+    lb_profile *p = NULL;
+    const char *text = "name: x\nmethod: rtn\nbits: 4\ngranularity: group\ngroup_size: 32\nsymmetric: false\n";
+    assert_string_equal(parse_text(text, path, sizeof path, &err), "");
+    assert_int_equal(lb_profile_load(&p, path, &err), LB_OK);
+    assert_int_equal(lb_profile_type(p), LB_TYPE_Q4_1);
+    assert_int_equal(lb_profile_file_type(p), 3); // LLAMA_FTYPE_MOSTLY_Q4_1
+    lb_profile_free(p);
+}
+
 // By name, the shipped profile is found (the source tree is searched last).
 static void test_find_by_name(void **state) {
     (void)state;
@@ -85,8 +126,12 @@ static void test_find_by_name(void **state) {
 // ----------------------------------------------------------------------------
 // Mistakes, each with the exact message
 
-#define KEYS "name, description, method, pure, overrides, fallback, kv_cache"
-#define TYPES "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4"
+#define KEYS \
+    "name, description, method, bits, granularity, group_size, symmetric, double_quant, pure, overrides, fallback, " \
+    "kv_cache"
+#define TYPES \
+    "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4, nf4_dq, fp8_e4m3, " \
+    "fp8_e5m2, or an integer grid type int<2|3|4|8>[z]_<c|g32|g64|g128>, int8_t, int4_t"
 
 static void test_bad_profiles(void **state) {
     (void)state;
@@ -98,7 +143,7 @@ static void test_bad_profiles(void **state) {
         {"name: [a, b]\nmethod: q4_0\n", "1:7: 'name' is a list (expected a string)"},
         {"name: x\nmethod: q4_k_x\n",
          "2:9: method 'q4_k_x' unknown (expected one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, "
-         "q3_k, q4_k, q5_k, q6_k, q3_k_s, q3_k_m, q4_k_s, q4_k_m, q5_k_s, q5_k_m, nf4, fp4)"},
+         "q3_k, q4_k, q5_k, q6_k, q3_k_s, q3_k_m, q4_k_s, q4_k_m, q5_k_s, q5_k_m, nf4, fp4, fp8_e4m3, fp8_e5m2, rtn)"},
         {"name: x\nmethod: q4_k_m\noverrides:\n  - pattern: \"output.weight\"\n    type: q7_k\n",
          "5:11: type 'q7_k' is not a weight type (expected one of " TYPES ")"},
         {"name: x\nmethod: q4_k_m\noverrides:\n  - pattern: \"output.weight\"\n    type: q8_k\n",
@@ -128,6 +173,32 @@ static void test_bad_profiles(void **state) {
         {"name: a/b\nmethod: f16\n", "1:7: name 'a/b' (expected letters, digits, '_', '-' and '.')"},
         {"", "1:1: the file is empty (expected a mapping with keys " KEYS ")"},
         {"- a\n", "1:1: the profile is a list (expected a mapping with keys " KEYS ")"},
+        // Method parameters: each given key must mean something for the method.
+        {"name: x\nmethod: rtn\nbits: 5\ngranularity: channel\n", "3:7: bits 5 (expected 2, 3, 4 or 8)"},
+        {"name: x\nmethod: rtn\ngranularity: channel\n", "1:1: method rtn needs 'bits' (expected 2, 3, 4 or 8)"},
+        {"name: x\nmethod: rtn\nbits: 4\n",
+         "1:1: method rtn needs 'granularity' (expected tensor, channel or group)"},
+        {"name: x\nmethod: rtn\nbits: 4\ngranularity: group\n",
+         "4:14: granularity group needs 'group_size' (expected 32, 64 or 128)"},
+        {"name: x\nmethod: rtn\nbits: 4\ngranularity: group\ngroup_size: 96\n",
+         "5:13: group_size 96 (expected 32, 64 or 128)"},
+        {"name: x\nmethod: rtn\nbits: 4\ngranularity: channel\ngroup_size: 64\n",
+         "5:13: group_size with granularity channel (expected group_size only with granularity group)"},
+        {"name: x\nmethod: rtn\nbits: 8\ngranularity: tensor\nsymmetric: false\n",
+         "4:14: granularity tensor with 8-bit zero-point grids (expected symmetric 8 or 4 bits: INT8_T, INT4_T)"},
+        {"name: x\nmethod: rtn\nbits: four\ngranularity: channel\n",
+         "3:7: 'bits' is 'four' (expected a whole number)"},
+        {"name: x\nmethod: rtn\nbits: 4\ngranularity: row\n",
+         "4:14: granularity 'row' (expected tensor, channel or group)"},
+        {"name: x\nmethod: q4_0\nbits: 4\n",
+         "3:7: 'bits' with method q4_0 (expected bits, group_size and symmetric only with method rtn)"},
+        {"name: x\nmethod: fp8_e4m3\ngranularity: group\n",
+         "3:14: granularity with method fp8_e4m3 (expected it with method rtn, or 'channel' with fp8_e4m3 / "
+         "fp8_e5m2, whose scales are per channel)"},
+        {"name: x\nmethod: q4_0\ndouble_quant: true\n",
+         "3:15: double_quant with method q4_0 (expected it only with method nf4)"},
+        {"name: x\nmethod: rtn\nbits: 8\ngranularity: channel\nfallback: int8_t\n",
+         "5:11: fallback INT8_T is a per-tensor type (expected a type whose rows are quantized on their own)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[128], want[1024];
@@ -199,6 +270,7 @@ int main(void) {
     if (!mkdtemp(tmpdir)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shipped_profiles_parse),
+        cmocka_unit_test(test_shipped_lowbit_profiles),
         cmocka_unit_test(test_find_by_name),
         cmocka_unit_test(test_bad_profiles),
         cmocka_unit_test(test_yaml_syntax_error),
