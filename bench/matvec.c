@@ -3,8 +3,9 @@
  * for every weight type in the traits table, at ROWS × COLS (default 4096 ×
  * 4096), against the F32 path in the same run.
  *
- *     bench/matvec [-t THREADS] [-r REPS] [--rows N] [--cols N] [--isa scalar|avx2]
+ *     bench/matvec [-t THREADS] [-r REPS] [--rows N] [--cols N] [--isa scalar|avx2] [--types A,B,...]
  *
+ * --types limits the run to the named types (F32 is always measured first).
  * For each type: quantize one random matrix, then time y = W·x through the
  * engine's matmul (activation conversion included), best and median of REPS.
  * Prints a Markdown table: µs per product, weight GB/s, speed-up over F32.
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static int cmp_double(const void *a, const void *b) {
@@ -27,18 +29,21 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), reps = 50;
     int64_t rows = 4096, cols = 4096;
+    const char *only = NULL; // comma-separated type names, or NULL for all
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rows") && i + 1 < argc) rows = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--cols") && i + 1 < argc) cols = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
             if (!lb_cpu_select(argv[++i])) {
                 fprintf(stderr, "matvec: ISA '%s' unknown or not supported here\n", argv[i]);
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: matvec [-t THREADS] [-r REPS] [--rows N] [--cols N] [--isa scalar|avx2]\n");
+            fprintf(stderr, "usage: matvec [-t THREADS] [-r REPS] [--rows N] [--cols N] [--isa scalar|avx2] "
+                            "[--types A,B,...]\n");
             return 2;
         }
     }
@@ -66,11 +71,19 @@ int main(int argc, char **argv) {
     for (int ty = 0; ty < LB_TYPE_COUNT; ty++) {
         const struct lb_type_traits *tr = lb_traits((lb_type)ty);
         if (!tr || !tr->vec_dot || !tr->from_float_ref || ty == LB_TYPE_Q8_1 || ty == LB_TYPE_Q8_K) continue;
+        if (only && ty != LB_TYPE_F32) {
+            bool listed = false;
+            size_t len = strlen(tr->name);
+            for (const char *p = only; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+                listed |= strcspn(p, ",") == len && !strncasecmp(p, tr->name, len);
+                if (!p[strcspn(p, ",")]) break;
+            }
+            if (!listed) continue;
+        }
         const size_t row_bytes = lb_type_row_bytes((lb_type)ty, cols);
         void *data = malloc(row_bytes * (size_t)rows);
         if (!data) return 1;
-        for (int64_t r = 0; r < rows; r++)
-            lb_type_from_float((lb_type)ty, src + r * cols, (char *)data + (size_t)r * row_bytes, cols);
+        lb_type_from_float_rows((lb_type)ty, src, data, rows, cols); // per-tensor types: one scale
         struct lb_weight w = {.name = "bench", .type = (lb_type)ty, .rows = rows, .cols = cols, .data = data};
         struct lb_matmul_scratch scratch = {0};
         lb_error err = {0};
@@ -87,7 +100,9 @@ int main(int argc, char **argv) {
         const double median = t[reps / 2];
         if (ty == LB_TYPE_F32) f32_median = median;
         const double mib = (double)(row_bytes * (size_t)rows) / 1048576.0;
-        printf("| %s | %.2f | %.1f | %.0f | %.0f | %.1f | %s%.2fx |\n", tr->name, tr->bpw, mib, t[0] * 1e6,
+        // bits per weight of the row as stored: blocks and, for per-row scales, the header
+        printf("| %s | %.3f | %.1f | %.0f | %.0f | %.1f | %s%.2fx |\n", tr->name, 8.0 * (double)row_bytes / (double)cols,
+               mib, t[0] * 1e6,
                median * 1e6, (double)(row_bytes * (size_t)rows) / median / 1e9, f32_median ? "" : "(F32 first) ",
                f32_median ? f32_median / median : 0.0);
         matmul_scratch_free(&scratch);
