@@ -6,6 +6,9 @@
  *     bench/matvec [-t THREADS] [-r REPS] [--rows N] [--cols N] [--isa scalar|avx2] [--types A,B,...]
  *
  * --types limits the run to the named types (F32 is always measured first).
+ * --alternate times F32 and the type in turn, rep by rep, and gives the
+ * speed-up as the ratio of those two medians: on a machine shared with other
+ * work, both see the same load, where a single F32 run at the start does not.
  * For each type: quantize one random matrix, then time y = W·x through the
  * engine's matmul (activation conversion included), best and median of REPS.
  * Prints a Markdown table: µs per product, weight GB/s, speed-up over F32.
@@ -30,12 +33,14 @@ int main(int argc, char **argv) {
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), reps = 50;
     int64_t rows = 4096, cols = 4096;
     const char *only = NULL; // comma-separated type names, or NULL for all
+    bool alternate = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rows") && i + 1 < argc) rows = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--cols") && i + 1 < argc) cols = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--alternate")) alternate = true;
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
             if (!lb_cpu_select(argv[++i])) {
                 fprintf(stderr, "matvec: ISA '%s' unknown or not supported here\n", argv[i]);
@@ -43,7 +48,7 @@ int main(int argc, char **argv) {
             }
         } else {
             fprintf(stderr, "usage: matvec [-t THREADS] [-r REPS] [--rows N] [--cols N] [--isa scalar|avx2] "
-                            "[--types A,B,...]\n");
+                            "[--types A,B,...] [--alternate]\n");
             return 2;
         }
     }
@@ -54,8 +59,11 @@ int main(int argc, char **argv) {
     struct lb_threadpool *pool = threadpool_new(threads);
     float *src = malloc((size_t)(rows * cols) * sizeof(float));
     float *x = malloc((size_t)cols * sizeof(float)), *y = malloc((size_t)rows * sizeof(float));
-    double *t = malloc((size_t)reps * sizeof(double));
-    if (!pool || !src || !x || !y || !t) return 1;
+    double *t = malloc((size_t)reps * sizeof(double)), *t32 = malloc((size_t)reps * sizeof(double));
+    if (!pool || !src || !x || !y || !t || !t32) return 1;
+    // The F32 matrix, kept for --alternate.
+    const struct lb_weight w32 = {.name = "f32", .type = LB_TYPE_F32, .rows = rows, .cols = cols, .data = src};
+    struct lb_matmul_scratch scratch32 = {0};
     uint64_t s = 1;
     for (int64_t i = 0; i < rows * cols; i++) {
         s ^= s << 13, s ^= s >> 7, s ^= s << 17;
@@ -63,8 +71,9 @@ int main(int argc, char **argv) {
     }
     for (int64_t i = 0; i < cols; i++) x[i] = src[i * 7 % (rows * cols)];
 
-    printf("matrix-vector product %lld x %lld, %d threads, isa %s, best / median of %d\n\n", (long long)rows,
-           (long long)cols, threads, lb_cpu_name(), reps);
+    printf("matrix-vector product %lld x %lld, %d threads, isa %s, best / median of %d%s\n\n", (long long)rows,
+           (long long)cols, threads, lb_cpu_name(), reps,
+           alternate ? "; speed-up = F32 median / type median, timed alternately" : "");
     printf("| type | bpw | weight MiB | best µs | median µs | weight GB/s | speed-up vs F32 |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|\n");
     double f32_median = 0;
@@ -89,6 +98,11 @@ int main(int argc, char **argv) {
         lb_error err = {0};
         matmul(pool, &scratch, &w, x, y, 1, &err); // warm-up: caches, scratch
         for (int i = 0; i < reps; i++) {
+            if (alternate) {
+                double t0 = lb_time_s();
+                matmul(pool, &scratch32, &w32, x, y, 1, &err);
+                t32[i] = lb_time_s() - t0;
+            }
             double t0 = lb_time_s();
             if (matmul(pool, &scratch, &w, x, y, 1, &err) != LB_OK) {
                 fprintf(stderr, "matvec: %s\n", err.msg);
@@ -99,6 +113,10 @@ int main(int argc, char **argv) {
         qsort(t, (size_t)reps, sizeof *t, cmp_double);
         const double median = t[reps / 2];
         if (ty == LB_TYPE_F32) f32_median = median;
+        if (alternate) {
+            qsort(t32, (size_t)reps, sizeof *t32, cmp_double);
+            f32_median = t32[reps / 2];
+        }
         const double mib = (double)(row_bytes * (size_t)rows) / 1048576.0;
         // bits per weight of the row as stored: blocks and, for per-row scales, the header
         printf("| %s | %.3f | %.1f | %.0f | %.0f | %.1f | %s%.2fx |\n", tr->name, 8.0 * (double)row_bytes / (double)cols,
@@ -108,7 +126,8 @@ int main(int argc, char **argv) {
         matmul_scratch_free(&scratch);
         free(data);
     }
-    free(src), free(x), free(y), free(t);
+    matmul_scratch_free(&scratch32);
+    free(src), free(x), free(y), free(t), free(t32);
     threadpool_free(pool);
     return 0;
 }
