@@ -3,7 +3,7 @@
  * under ASan+UBSan like any other test.
  *
  * Seeds: a small file made with gguf_writer (every value type, nested arrays,
- * four tensors) and, when present, $SHARED_MODELS/stories260K.gguf. Each
+ * seven tensors, three of them of lowbit's row-header types) and, when present, $SHARED_MODELS/stories260K.gguf. Each
  * iteration copies a seed into a buffer of exactly the input's size (so ASan
  * sees any read past the end), applies one to four mutations (bit flips,
  * interesting bytes, huge u32/u64 values, truncation, chunk duplication and
@@ -209,6 +209,11 @@ static bool make_seed(struct seed *s, const char *path) {
     if (!st) st = gguf_writer_add_tensor(w, "output_norm.weight", LB_TYPE_F16, 1, (int64_t[]){ 4 }, data, 8, &err);
     if (!st) st = gguf_writer_add_tensor(w, "blk.0.attn_q.weight", LB_TYPE_Q8_0, 2, (int64_t[]){ 32, 2 }, data, 68, &err);
     if (!st) st = gguf_writer_add_tensor(w, "blk.0.ffn_up.weight", LB_TYPE_Q4_0, 1, (int64_t[]){ 32 }, data, 18, &err);
+    // lowbit's types with a row header (row bytes = header + blocks): per-channel
+    // int4 with a zero point (8 + 16 bytes a row), FP8 (4 + 1 per element), NF4_DQ (8 + 33).
+    if (!st) st = gguf_writer_add_tensor(w, "blk.0.ffn_gate.weight", LB_TYPE_INT4Z_C, 2, (int64_t[]){ 32, 2 }, data, 48, &err);
+    if (!st) st = gguf_writer_add_tensor(w, "blk.0.attn_k.weight", LB_TYPE_FP8_E4M3, 2, (int64_t[]){ 5, 3 }, data, 27, &err);
+    if (!st) st = gguf_writer_add_tensor(w, "blk.0.attn_v.weight", LB_TYPE_NF4_DQ, 1, (int64_t[]){ 64 }, data, 41, &err);
     if (!st) st = gguf_writer_write(w, path, &err);
     gguf_writer_free(w);
     if (st) {
