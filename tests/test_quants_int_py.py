@@ -11,11 +11,13 @@
     gguf package raises ValueError naming the id, llama.cpp's llama-simple
     exits non-zero with "invalid ggml type" (when a llama.cpp build is found:
     $LLAMA_BIN, else /tmp/lowbit-bench/llama.cpp-build/bin), and lowbit info
-    describes each type (lowbit.type.<id> key and the type's line).
+    describes each type (lowbit.type.<id> key and the type's line); lowbit
+    run on the file and run --profile (quantizing at load time) agree.
 
 Uses tests/types_dump (one row per file: a float scale header, then codes)
 and the lowbit program on ../shared/models/stories260K.gguf.
 """
+import json
 import os
 import struct
 import subprocess
@@ -107,6 +109,14 @@ def check_files(lowbit, model, tmp):
         T.check(f"{profile}: lowbit info describes type {tid}",
                 info.returncode == 0 and f"lowbit.type.{tid}" in info.stdout and f"\n  {tid}  " in info.stdout,
                 info.stderr.strip() if info.returncode else "")
+        # The file and quantizing at load time (per-tensor types: two passes in
+        # both) give the same greedy tokens.
+        ids = []
+        for args in (["-m", path], ["-m", model, "--profile", profile]):
+            g = T.run([lowbit, "run", *args, "-p", "Once upon a time", "-n", "16", "--temp", "0", "--json"])
+            ids.append(json.loads(g.stdout)["ids"] if g.returncode == 0 else g.stderr.strip())
+        T.check(f"{profile}: lowbit run on the file and run --profile agree", ids[0] == ids[1],
+                "" if ids[0] == ids[1] else str(ids))
         try:
             gguf.GGUFReader(path)
             msg = None
