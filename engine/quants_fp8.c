@@ -21,6 +21,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "fp16.h"
+
 struct fp8_format {
     int mbits;          // mantissa bits
     int bias;
@@ -31,22 +33,22 @@ struct fp8_format {
 static const struct fp8_format e4m3 = {3, 7, 0x7E, 0x7F};
 static const struct fp8_format e5m2 = {2, 15, 0x7B, 0x7E};
 
+// Normal codes move their exponent and mantissa into a float's fields with
+// the bias changed (7 → 127, 15 → 127); subnormals are m times the smallest
+// subnormal, exact in float. Bit assembly, not ldexp: the scalar dot product
+// calls these per element.
 float lb_fp8_e4m3_to_f32(uint8_t c) {
-    const int e = c >> 3 & 15, m = c & 7;
-    float v;
-    if (e == 15 && m == 7) v = NAN;
-    else if (e == 0) v = ldexpf((float)m, -9);
-    else v = ldexpf(1.0f + (float)m / 8, e - 7);
-    return c & 0x80 ? -v : v;
+    const uint32_t mag = c & 0x7Fu, sign = (uint32_t)(c & 0x80) << 24;
+    if (mag == 0x7F) return lb_f32_from_bits(sign | 0x7FC00000u); // NaN
+    if (mag < 8) return lb_f32_from_bits(sign | lb_f32_bits((float)mag * 0x1p-9f));
+    return lb_f32_from_bits(sign | ((mag >> 3) + 120) << 23 | (mag & 7) << 20);
 }
 
 float lb_fp8_e5m2_to_f32(uint8_t c) {
-    const int e = c >> 2 & 31, m = c & 3;
-    float v;
-    if (e == 31) v = m ? NAN : INFINITY;
-    else if (e == 0) v = ldexpf((float)m, -16);
-    else v = ldexpf(1.0f + (float)m / 4, e - 15);
-    return c & 0x80 ? -v : v;
+    const uint32_t mag = c & 0x7Fu, sign = (uint32_t)(c & 0x80) << 24;
+    if (mag >= 0x7C) return lb_f32_from_bits(sign | (mag == 0x7C ? 0x7F800000u : 0x7FC00000u)); // inf, NaN
+    if (mag < 4) return lb_f32_from_bits(sign | lb_f32_bits((float)mag * 0x1p-16f));
+    return lb_f32_from_bits(sign | ((mag >> 2) + 112) << 23 | (mag & 3) << 21);
 }
 
 static uint8_t encode(const struct fp8_format *f, float x) {
