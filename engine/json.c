@@ -31,13 +31,16 @@ struct arena_block {
 
 struct arena {
     struct arena_block *head;
+    size_t next_cap;   // blocks grow 4 KiB, 8 KiB, ... 1 MiB: small documents stay small
 };
 
 static void *arena_alloc(struct arena *a, size_t n) {
     n = (n + 7) & ~(size_t)7;
     struct arena_block *b = a->head;
     if (!b || b->cap - b->used < n) {
-        size_t cap = n > (1u << 20) ? n : (1u << 20); // 1 MiB blocks; a bigger piece gets its own
+        size_t cap = a->next_cap ? a->next_cap : 4096;
+        if (cap < (1u << 20)) a->next_cap = cap * 2;
+        if (cap < n) cap = n; // a bigger piece gets a block of its own
         b = malloc(sizeof *b + cap);
         if (!b) return NULL;
         b->used = 0;
