@@ -138,6 +138,8 @@ struct gguf_owned {
     struct gguf_file f;   // first member: gguf_close casts back
     void *mapping;        // from mmap, or NULL when the caller owns the buffer
     size_t mapping_size;
+    void (*release)(void *owner); // gguf_new_virtual: frees what the maker owns
+    void *owner;
 };
 
 // A cursor over the file with what is being read, for messages.
@@ -511,6 +513,16 @@ static struct gguf_owned *owned_new(const char *name, lb_error *err) {
     return NULL;
 }
 
+struct gguf_file *gguf_new_virtual(const char *path, void (*release)(void *owner), void *owner) {
+    struct gguf_owned *o = owned_new(path, NULL);
+    if (!o) return NULL;
+    o->f.version = 3;
+    o->f.alignment = GGUF_DEFAULT_ALIGNMENT;
+    o->release = release;
+    o->owner = owner;
+    return &o->f;
+}
+
 lb_status gguf_parse(struct gguf_file **out, const char *name, const void *buf, size_t size, lb_error *err) {
     *out = NULL;
     if (!name) name = "(buffer)";
@@ -579,6 +591,7 @@ void gguf_close(struct gguf_file *f) {
     free(f->tensors);
     free(f->path);
     if (o->mapping) munmap(o->mapping, o->mapping_size);
+    if (o->release) o->release(o->owner);
     free(o);
 }
 

@@ -85,6 +85,13 @@ lb_status gguf_open(struct gguf_file **out, const char *path, lb_error *err);
 // in messages. The buffer must outlive the result.
 lb_status gguf_parse(struct gguf_file **out, const char *name, const void *buf, size_t size, lb_error *err);
 void gguf_close(struct gguf_file *f);
+// An empty file built in memory by another loader (hf.c: a Hugging Face
+// directory as the GGUF file llama.cpp's converter would write from it). The
+// maker fills kv (a malloc'd array; array values' items malloc'd, strings
+// pointing into memory it owns) and tensors (a malloc'd array, each name
+// malloc'd, data in memory it owns); gguf_close frees those arrays and names,
+// then calls release(owner). NULL when out of memory.
+struct gguf_file *gguf_new_virtual(const char *path, void (*release)(void *owner), void *owner);
 
 const struct gguf_kv *gguf_find(const struct gguf_file *f, const char *key);
 const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f, const char *name);

@@ -184,7 +184,7 @@ typedef enum lb_rope_style {
 
 typedef struct lb_hparams {
     char arch[32];        // "llama", "qwen2"
-    char format[16];      // "gguf" or "llama2.c"
+    char format[16];      // "gguf", "hf" (a Hugging Face directory) or "llama2.c"
     int32_t n_vocab;
     int32_t n_embd;       // model dimension
     int32_t n_layer;

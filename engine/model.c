@@ -6,6 +6,7 @@
 #include "model.h"
 
 #include "gguf.h"
+#include "hf.h"
 #include "internal.h"
 #include "profile.h"
 #include "tokenizer.h"
@@ -272,11 +273,14 @@ static lb_status read_tensors(struct gguf_loader *L, lb_error *err) {
 }
 
 lb_status model_load_gguf(struct lb_model *m, const char *path, lb_error *err) {
-    lb_status st = gguf_open(&m->gguf, path, err);
+    // A directory is a Hugging Face model, read as the GGUF file it converts to (hf.c).
+    bool hf = hf_is_dir(path);
+    lb_status st = hf ? hf_open(&m->gguf, path, err) : gguf_open(&m->gguf, path, err);
     if (st != LB_OK) return st;
-    struct gguf_loader L = {.m = m, .f = m->gguf, .file = base_name(path)};
+    struct gguf_loader L = {.m = m, .f = m->gguf, .file = base_name(m->gguf->path)};
     if ((st = read_hparams(&L, err)) || (st = read_tensors(&L, err))) return st;
     if ((st = tokenizer_from_gguf(&m->tok, m->gguf, err))) return st;
+    if (hf) strcpy(m->hp.format, "hf");
     return LB_OK;
 }
 
@@ -317,7 +321,7 @@ lb_status lb_model_open(lb_model **out, const char *path, const lb_model_params 
         return lb_fail(err, LB_ERR_NOMEM, "%s: out of memory", path);
     }
     m->hp.bos_id = m->hp.eos_id = m->hp.eot_id = -1;
-    lb_status st = is_gguf(path) ? model_load_gguf(m, path, err)
+    lb_status st = is_gguf(path) || hf_is_dir(path) ? model_load_gguf(m, path, err)
                                  : model_load_llama2c(m, path, params ? params->tokenizer_path : NULL, err);
     if (st == LB_OK) st = model_check_shapes(m, err);
     if (st != LB_OK) {

@@ -65,6 +65,7 @@ struct lb_model {
 
 // Loaders fill a zeroed model (path, hp, tok, weights, tensors) or fail with
 // everything they allocated freed by lb_model_free.
+// A GGUF file, or a Hugging Face model directory (hf.h) read as one.
 lb_status model_load_gguf(struct lb_model *m, const char *path, lb_error *err);
 lb_status model_load_llama2c(struct lb_model *m, const char *path, const char *tokenizer_path, lb_error *err);
 // Shared checks once weights are set: shapes agree with hparams.

@@ -23,6 +23,7 @@
  * about a tenth of the quantization itself.
  */
 #include "gguf.h"
+#include "hf.h"
 #include "internal.h"
 #include "profile.h"
 #include "threadpool.h"
@@ -301,7 +302,8 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
     struct lb_threadpool *pool = NULL;
     void **bufs = NULL;
     lb_quantize_tensor *rows = NULL;
-    lb_status st = gguf_open(&f, in, err);
+    // A Hugging Face directory is read as the GGUF file it converts to.
+    lb_status st = hf_is_dir(in) ? hf_open(&f, in, err) : gguf_open(&f, in, err);
     if (st) return st;
     const int n = (int)f->n_tensors;
     bufs = calloc((size_t)n + 1, sizeof *bufs);

@@ -12,7 +12,7 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: lowbit chat [-m MODEL] [options]\n"
-            "  -m, --model FILE        GGUF or llama2.c .bin (default: $LOWBIT_MODEL, then the newest\n"
+            "  -m, --model FILE        GGUF, HF directory or llama2.c .bin (default: $LOWBIT_MODEL, then the newest\n"
             "                          .gguf in $XDG_DATA_HOME/lowbit/models)\n"
             "      --tokenizer FILE    tokenizer.bin for llama2.c checkpoints\n"
             "      --template NAME     raw llama2 llama3 chatml zephyr mistral gemma phi3 alpaca\n"

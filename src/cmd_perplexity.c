@@ -25,7 +25,7 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: lowbit perplexity -m MODEL -f TEXTFILE [options]\n"
-            "  -m, --model FILE          GGUF or llama2.c .bin\n"
+            "  -m, --model FILE          GGUF, Hugging Face model directory or llama2.c .bin\n"
             "      --tokenizer FILE      tokenizer.bin for llama2.c checkpoints\n"
             "  -f, --file FILE           the text to score\n"
             "      --profile NAME|FILE   quantize the weights at load time (see lowbit-profile(5))\n"

@@ -11,8 +11,8 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: lowbit quantize -m IN.gguf --profile NAME|FILE -o OUT.gguf [options]\n"
-            "  -m, --model FILE          input GGUF with F32, F16 or BF16 weights\n"
+            "usage: lowbit quantize -m IN.gguf|DIR --profile NAME|FILE -o OUT.gguf [options]\n"
+            "  -m, --model FILE|DIR      input GGUF, or Hugging Face model directory, with F32, F16 or BF16 weights\n"
             "  -o, --output FILE         the quantized GGUF (written atomically; may be the input)\n"
             "      --profile NAME|FILE   q4_k_m, q8_0, ... or a profile .yaml (see lowbit-profile(5))\n"
             "  -t, --threads N           (default: the machine's cores)\n"
@@ -64,7 +64,7 @@ int cmd_quantize(int argc, char **argv) {
     }
     if (!in || !out || !profile_name) {
         fprintf(stderr, "lowbit quantize: %s is required (see lowbit quantize --help)\n",
-                !in ? "-m IN.gguf" : !out ? "-o OUT.gguf" : "--profile NAME");
+                !in ? "-m IN.gguf|DIR" : !out ? "-o OUT.gguf" : "--profile NAME");
         return 2;
     }
 

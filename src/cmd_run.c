@@ -14,7 +14,7 @@ enum { MAX_STOPS = 16 };
 static void usage(FILE *out) {
     fprintf(out,
             "usage: lowbit run [-m MODEL] -p PROMPT [options]\n"
-            "  -m, --model FILE          GGUF or llama2.c .bin (default: $LOWBIT_MODEL, then the newest\n"
+            "  -m, --model FILE          GGUF, HF directory or llama2.c .bin (default: $LOWBIT_MODEL, then the newest\n"
             "                            .gguf in $XDG_DATA_HOME/lowbit/models)\n"
             "      --tokenizer FILE      tokenizer.bin for llama2.c checkpoints (default: beside the model)\n"
             "  -p, --prompt TEXT         the prompt\n"

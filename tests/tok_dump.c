@@ -12,10 +12,12 @@
  *   tok_dump VOCAB ... --info
  *       kind, vocabulary size and the special ids
  *
- * VOCAB is a GGUF file, or a llama2.c tokenizer.bin (then --llama2c-vocab N
- * gives the vocabulary size, default 32000).
+ * VOCAB is a GGUF file, a Hugging Face model directory (its tokenizer.json), or
+ * a llama2.c tokenizer.bin (then --llama2c-vocab N gives the vocabulary size,
+ * default 32000).
  */
 #include "gguf.h"
+#include "hf.h"
 #include "tokenizer.h"
 
 #include <stdio.h>
@@ -121,7 +123,11 @@ int main(int argc, char **argv) {
         fclose(fp);
     }
     lb_status st;
-    if (!memcmp(magic, "GGUF", 4)) {
+    if (hf_is_dir(path)) {
+        st = hf_open(&f, path, &err);
+        if (st == LB_OK)
+            st = tokenizer_from_gguf(&t, f, &err);
+    } else if (!memcmp(magic, "GGUF", 4)) {
         st = gguf_open(&f, path, &err);
         if (st == LB_OK)
             st = tokenizer_from_gguf(&t, f, &err);
