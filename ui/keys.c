@@ -53,6 +53,12 @@ static ui_action k_toggle_stats(struct tui *t, int key) {
     return UI_RELAYOUT;
 }
 
+static ui_action k_raw_text(struct tui *t, int key) {
+    t->raw_text = !t->raw_text;
+    ui_set_status(t, t->raw_text ? "raw text (F7: Markdown)" : "Markdown (F7: raw text)");
+    return UI_REDRAW;
+}
+
 static ui_action k_prev_session(struct tui *t, int key) {
     // The list shows the most recent first: "up" is the next newer one.
     if (t->app.active + 1 < t->app.n_sessions) app_switch_session(&t->app, t->app.active + 1);
@@ -220,6 +226,7 @@ const struct key_binding key_table[] = {
     {FK(KEY_F(2)), "F2", "show/hide the session list", k_toggle_sessions},
     {FK(KEY_F(3)), "F3", "show/hide the live panel", k_toggle_stats},
     {FK(KEY_F(4)), "F4", "pick a quantization profile (also /profile)", k_picker},
+    {FK(KEY_F(7)), "F7", "show replies as raw text / as Markdown", k_raw_text},
     {FK(KEY_F(5)), "F5/F6", "previous/next session", k_prev_session},
     {FK(KEY_F(6)), "F6", NULL, k_next_session},
     {CTRL('n'), "Ctrl-N", "new session (also /new)", k_new_session},

@@ -17,6 +17,7 @@
 #define _XOPEN_SOURCE_EXTENDED 1
 #include "tui.h"
 #include "commands.h"
+#include "mdview.h"
 #include "term.h"
 #include "text.h"
 
@@ -167,6 +168,8 @@ struct tline {
     const char *s;
     size_t n;
     int attr, indent;
+    const struct mdview *view; // a message's row: drawn by mdview (s and n unused)
+    int row;
 };
 
 static int add_line(struct tline **ls, int *n, int *cap, struct tline l) {
@@ -187,8 +190,15 @@ static void add_wrapped(struct tline **ls, int *n, int *cap, const char *s, int 
     struct text_span *sp = malloc((size_t)count * sizeof *sp);
     if (!sp) return;
     text_wrap(s, len, width - 2, sp, count);
-    for (int i = 0; i < count; i++) add_line(ls, n, cap, (struct tline){s + sp[i].start, sp[i].len, attr, 2});
+    for (int i = 0; i < count; i++) add_line(ls, n, cap, (struct tline){.s = s + sp[i].start, .n = sp[i].len, .attr = attr, .indent = 2});
     free(sp);
+}
+
+// A message: Markdown (or raw text) laid out by mdview, a row per line.
+static void add_view(struct tline **ls, int *n, int *cap, struct mdview *v, const char *text, int width, bool raw,
+                     bool streaming, int attr) {
+    mdview_layout(v, text, width - 2, raw, streaming);
+    for (int r = 0; r < v->n_rows; r++) add_line(ls, n, cap, (struct tline){.s = "", .attr = attr, .indent = 2, .view = v, .row = r});
 }
 
 static void transcript_draw(const struct ui_panel *p, struct tui *t) {
@@ -200,8 +210,10 @@ static void transcript_draw(const struct ui_panel *p, struct tui *t) {
     if (w < 4 || h < 1) return;
     struct tline *ls = NULL;
     int n = 0, cap = 0;
+    struct mdview *views = calloc((size_t)s->n_msgs + 1, sizeof *views);
+    if (!views) return;
     if (*s->system) {
-        add_line(&ls, &n, &cap, (struct tline){"System", 6, COLOR_PAIR(1) | A_BOLD, 0});
+        add_line(&ls, &n, &cap, (struct tline){.s = "System", .n = 6, .attr = COLOR_PAIR(1) | A_BOLD});
         add_wrapped(&ls, &n, &cap, s->system, w, A_DIM);
     }
     static const char out_note[] = "-- older messages are out of the context --";
@@ -210,20 +222,25 @@ static void transcript_draw(const struct ui_panel *p, struct tui *t) {
         const bool user = !strcmp(s->msgs[i].role, "user");
         const int dim = i < t->app.ctx_first ? A_DIM : 0;
         if (i == t->app.ctx_first && i > 0)
-            add_line(&ls, &n, &cap, (struct tline){out_note, sizeof out_note - 1, COLOR_PAIR(5), 0});
+            add_line(&ls, &n, &cap, (struct tline){.s = out_note, .n = sizeof out_note - 1, .attr = COLOR_PAIR(5)});
         add_line(&ls, &n, &cap,
-                 (struct tline){user ? "You" : "lowbit", user ? 3u : 6u, (user ? COLOR_PAIR(2) : COLOR_PAIR(3)) | A_BOLD | dim, 0});
+                 (struct tline){.s = user ? "You" : "lowbit", .n = user ? 3u : 6u, .attr = (user ? COLOR_PAIR(2) : COLOR_PAIR(3)) | A_BOLD | dim});
         if (!user && !*s->msgs[i].content && t->app.generating && i == s->n_msgs - 1)
-            add_line(&ls, &n, &cap, (struct tline){thinking, 3, A_DIM, 2});
+            add_line(&ls, &n, &cap, (struct tline){.s = thinking, .n = 3, .attr = A_DIM, .indent = 2});
         else
-            add_wrapped(&ls, &n, &cap, s->msgs[i].content, w, dim);
-        add_line(&ls, &n, &cap, (struct tline){"", 0, 0, 0});
+            add_view(&ls, &n, &cap, &views[i], s->msgs[i].content, w, user || t->raw_text,
+                     t->app.generating && i == s->n_msgs - 1, dim);
+        add_line(&ls, &n, &cap, (struct tline){.s = ""});
     }
     if (t->scroll > n - h) t->scroll = n - h > 0 ? n - h : 0;
     int first = n - h - t->scroll;
     if (first < 0) first = 0;
     for (int r = 0; r < h && first + r < n; r++) {
         const struct tline *l = &ls[first + r];
+        if (l->view) {
+            mdview_draw_row(l->view, l->row, p->y + 1 + r, p->x + 1 + l->indent, w - l->indent, (attr_t)l->attr);
+            continue;
+        }
         attron(l->attr);
         put_text(p->y + 1 + r, p->x + 1 + l->indent, l->s, l->n, w - l->indent);
         attroff(l->attr);
@@ -236,6 +253,8 @@ static void transcript_draw(const struct ui_panel *p, struct tui *t) {
         attroff(A_REVERSE);
     }
     free(ls);
+    for (int i = 0; i < s->n_msgs; i++) mdview_free(&views[i]);
+    free(views);
 }
 
 const ui_panel_class transcript_panel = {"transcript", transcript_draw, NULL};

@@ -78,6 +78,10 @@ bool ui_term_init(void) {
         init_pair(3, COLOR_YELLOW, -1);  // the model
         init_pair(4, COLOR_BLACK, COLOR_CYAN); // status line, selection
         init_pair(5, COLOR_RED, -1);     // warnings
+        // Code (Markdown): light text on a background of its own, dark grey
+        // where there are 256 colors, blue where there are 8.
+        if (COLORS >= 256) init_pair(7, 252, 236);
+        else init_pair(7, COLOR_WHITE, COLOR_BLUE);
     }
     return true;
 }

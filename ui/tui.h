@@ -46,6 +46,7 @@ struct tui {
     int scroll;                 // transcript lines above the bottom
     int help_scroll;
     bool show_sessions, show_stats;
+    bool raw_text;              // the transcript without Markdown (F7)
     int picker_sel;
     lb_profile_choice choices[32];
     int n_choices;
