@@ -33,6 +33,7 @@ void ed_free(struct editor *e);
 void ed_set(struct editor *e, const char *s);     // replace the text, cursor at the end
 void ed_insert(struct editor *e, const char *s, size_t n);
 void ed_insert_char(struct editor *e, int codepoint);
+size_t ed_utf8(int codepoint, char out[4]);       // its UTF-8 bytes: 1..4
 void ed_backspace(struct editor *e);
 void ed_delete(struct editor *e);
 void ed_left(struct editor *e);

@@ -149,7 +149,10 @@ bool history_append(const char *path, const char *entry, char *err, size_t cap) 
         return false;
     }
     snprintf(tmp, plen, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    // Private, as the messages in it are.
+    const int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !f) close(fd);
     bool ok = f != NULL;
     if (ok) {
         // The newest HISTORY_MAX, counting the new entry.

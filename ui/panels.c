@@ -262,7 +262,8 @@ const ui_panel_class transcript_panel = {"transcript", transcript_draw, NULL};
 // --- input ----------------------------------------------------------------------------
 
 static void input_draw(const struct ui_panel *p, struct tui *t) {
-    box_at(p, t->app.generating ? "message (Esc stops the reply)" : "message (Enter sends, Alt-Enter new line)", true);
+    char title[400];
+    box_at(p, ui_input_title(t, title, sizeof title), true);
     const int w = p->w - 3, h = p->h - 2;
     if (w < 1 || h < 1) return;
     const char *buf = t->ed.buf ? t->ed.buf : "";
