@@ -87,6 +87,9 @@ static void format_bytes(char *buf, size_t cap, size_t b) {
     else snprintf(buf, cap, "%.1f KiB", b / 1024.0);
 }
 
+// Context use in whole percent, for the 90% warning (a display figure, not a statistic).
+static int ctx_percent(const lb_stats *s) { return s->n_ctx > 0 ? (int)(100LL * s->n_ctx_used / s->n_ctx) : 0; }
+
 void ui_set_status(struct tui *t, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -216,13 +219,15 @@ static void transcript_draw(const struct ui_panel *p, struct tui *t) {
         add_line(&ls, &n, &cap, (struct tline){.s = "System", .n = 6, .attr = COLOR_PAIR(1) | A_BOLD});
         add_wrapped(&ls, &n, &cap, s->system, w, A_DIM);
     }
-    static const char out_note[] = "-- older messages are out of the context --";
+    char out_note[96];
+    snprintf(out_note, sizeof out_note, "-- turns 1-%d above are out of the model's view (context full) --",
+             (t->app.ctx_first + 1) / 2);
     static const char thinking[] = "...";
     for (int i = 0; i < s->n_msgs; i++) {
         const bool user = !strcmp(s->msgs[i].role, "user");
         const int dim = i < t->app.ctx_first ? A_DIM : 0;
         if (i == t->app.ctx_first && i > 0)
-            add_line(&ls, &n, &cap, (struct tline){.s = out_note, .n = sizeof out_note - 1, .attr = COLOR_PAIR(5)});
+            add_line(&ls, &n, &cap, (struct tline){.s = out_note, .n = strlen(out_note), .attr = COLOR_PAIR(5)});
         add_line(&ls, &n, &cap,
                  (struct tline){.s = user ? "You" : "lowbit", .n = user ? 3u : 6u, .attr = (user ? COLOR_PAIR(2) : COLOR_PAIR(3)) | A_BOLD | dim});
         if (!user && !*s->msgs[i].content && t->app.generating && i == s->n_msgs - 1)
@@ -329,7 +334,13 @@ static void stats_draw(const struct ui_panel *p, struct tui *t) {
     sparkline(spark, sizeof spark, hist, nh, w - 9);
     ROW("history  %s", nh ? spark : "-");
     HEAD("Context");
-    ROW("used     %d / %d tokens", s->n_ctx_used, s->n_ctx);
+    ROW("used     %d / %d tokens (%d%%)", s->n_ctx_used, s->n_ctx, ctx_percent(s));
+    if (ctx_percent(s) >= 90) {
+        attron(COLOR_PAIR(5) | A_BOLD);
+        ROW("nearly full: the oldest turns go next");
+        attroff(COLOR_PAIR(5) | A_BOLD);
+    }
+    if (t->app.ctx_first > 0) ROW("unseen   turns 1-%d (kept on screen)", (t->app.ctx_first + 1) / 2);
     HEAD("Profile");
     ROW("active   %s, %.2f bpw", s->profile, s->bpw);
     HEAD("Quantization error");
@@ -385,9 +396,9 @@ static void status_draw(const struct ui_panel *p, struct tui *t) {
     attron(COLOR_PAIR(4));
     mvhline(p->y, 0, ' ', p->w);
     char left[256];
-    snprintf(left, sizeof left, " %s | %s | %s %.2f bpw | ctx %d/%d ", app_session(&t->app)->name,
+    snprintf(left, sizeof left, " %s | %s | %s %.2f bpw | ctx %d/%d%s ", app_session(&t->app)->name,
              lb_chat_template_name(app_template(&t->app)), t->stats.profile, t->stats.bpw, t->stats.n_ctx_used,
-             t->stats.n_ctx);
+             t->stats.n_ctx, ctx_percent(&t->stats) >= 90 ? " NEARLY FULL" : "");
     put_str(p->y, 0, left, p->w);
     const char *right = t->app.generating ? " generating - Esc stops | F1 help " : " F1 help | /quit ";
     int rl = (int)strlen(right), ll = text_columns(left, strlen(left));
