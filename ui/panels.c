@@ -90,6 +90,14 @@ static void format_bytes(char *buf, size_t cap, size_t b) {
 // Context use in whole percent, for the 90% warning (a display figure, not a statistic).
 static int ctx_percent(const lb_stats *s) { return s->n_ctx > 0 ? (int)(100LL * s->n_ctx_used / s->n_ctx) : 0; }
 
+// "turn 1", "turns 1-3": the turns (question and answer) of the first n messages.
+static const char *turns_label(char *buf, size_t cap, int n_msgs) {
+    const int n = (n_msgs + 1) / 2;
+    if (n == 1) snprintf(buf, cap, "turn 1");
+    else snprintf(buf, cap, "turns 1-%d", n);
+    return buf;
+}
+
 void ui_set_status(struct tui *t, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -219,9 +227,9 @@ static void transcript_draw(const struct ui_panel *p, struct tui *t) {
         add_line(&ls, &n, &cap, (struct tline){.s = "System", .n = 6, .attr = COLOR_PAIR(1) | A_BOLD});
         add_wrapped(&ls, &n, &cap, s->system, w, A_DIM);
     }
-    char out_note[96];
-    snprintf(out_note, sizeof out_note, "-- turns 1-%d above are out of the model's view (context full) --",
-             (t->app.ctx_first + 1) / 2);
+    char out_note[96], turns[32];
+    snprintf(out_note, sizeof out_note, "-- %s above: out of the model's view (context full) --",
+             turns_label(turns, sizeof turns, t->app.ctx_first));
     static const char thinking[] = "...";
     for (int i = 0; i < s->n_msgs; i++) {
         const bool user = !strcmp(s->msgs[i].role, "user");
@@ -337,10 +345,10 @@ static void stats_draw(const struct ui_panel *p, struct tui *t) {
     ROW("used     %d / %d tokens (%d%%)", s->n_ctx_used, s->n_ctx, ctx_percent(s));
     if (ctx_percent(s) >= 90) {
         attron(COLOR_PAIR(5) | A_BOLD);
-        ROW("nearly full: the oldest turns go next");
+        ROW("nearly full: old turns go next");
         attroff(COLOR_PAIR(5) | A_BOLD);
     }
-    if (t->app.ctx_first > 0) ROW("unseen   turns 1-%d (kept on screen)", (t->app.ctx_first + 1) / 2);
+    if (t->app.ctx_first > 0) ROW("unseen   %s (still shown)", turns_label(a, sizeof a, t->app.ctx_first));
     HEAD("Profile");
     ROW("active   %s, %.2f bpw", s->profile, s->bpw);
     HEAD("Quantization error");
