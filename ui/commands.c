@@ -275,7 +275,7 @@ static cmd_result c_copy(struct app *a, const char *arg, char *msg, size_t cap) 
             int n = 0;
             size_t s0, l0;
             while (md_code_block(text, strlen(text), n + 1, &s0, &l0)) n++;
-            snprintf(msg, cap, "/copy: the last answer has %d code block%s, not %d", n, n == 1 ? "" : "s", (int)v);
+            snprintf(msg, cap, "/copy: only %d code block%s in the last answer", n, n == 1 ? "" : "s");
             return CMD_ERROR;
         }
         snprintf(what, sizeof what, "code block %d", (int)v);
