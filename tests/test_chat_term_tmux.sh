@@ -95,6 +95,7 @@ EOF
 printf 'alpha one\nbeta two\ngamma three\n' > "$tmp/data/lowbit/history"
 cat > "$tmp/editor.sh" <<'EOF'
 #!/bin/sh
+grep -q FAILME "$1" && exit 3
 printf 'from the editor\nsecond line\n' > "$1"
 EOF
 chmod +x "$tmp/editor.sh"
@@ -193,6 +194,10 @@ check "Ctrl-X Ctrl-E: the editor's text is in the box" wait_for "from the editor
 check "Ctrl-X Ctrl-E: both of its lines" wait_for "second line" 5
 T send-keys -t chat C-c
 check "Ctrl-C clears the box" wait_gone "from the editor" 5
+T send-keys -t chat "FAILME" C-g
+check "Ctrl-G: a failing editor is reported" wait_for "editor exited with status 3" 10
+check "Ctrl-G: the message is unchanged" bash -c "tmux -u -L '$sock' capture-pane -t chat -p | grep -q '│FAILME '"
+T send-keys -t chat C-c
 
 # --- a 20-line bracketed paste is one message
 users_before=$(messages | grep -c '^user')

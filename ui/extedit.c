@@ -63,9 +63,9 @@ char *extedit_run(const char *text, char *err, size_t cap) {
         if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 127)
             snprintf(err, cap, "editor: '%s' not found (set $VISUAL or $EDITOR); the message is unchanged", cmd);
         else if (status != -1 && WIFEXITED(status))
-            snprintf(err, cap, "editor: '%s' exited with status %d; the message is unchanged", cmd, WEXITSTATUS(status));
+            snprintf(err, cap, "editor exited with status %d (%s); the message is unchanged", WEXITSTATUS(status), cmd);
         else
-            snprintf(err, cap, "editor: '%s' was killed; the message is unchanged", cmd);
+            snprintf(err, cap, "editor killed (%s); the message is unchanged", cmd);
         unlink(path);
         return NULL;
     }
