@@ -269,7 +269,7 @@ check "small context: the panel names it" wait_for "unseen   turn 1 (still shown
 wait_gone "generating" 30 >/dev/null
 # SIGTERM: a clean exit, the terminal restored. The pane's shell runs lowbit as its child.
 pane_pid=$(T display -p -t chat '#{pane_pid}')
-lowbit_pid=$(pgrep -P "$pane_pid" -x lowbit | head -1)
+lowbit_pid=$(pgrep -P "$pane_pid" | head -1)
 check "SIGTERM: lowbit found (child of pid $pane_pid)" test -n "$lowbit_pid"
 [ -n "$lowbit_pid" ] && kill -TERM "$lowbit_pid"
 check "SIGTERM: exit status 0" wait_for "EXITED 0" 10

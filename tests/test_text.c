@@ -130,7 +130,7 @@ static const char *samples[] = {
     "日本語の文章も同じです。ひらがなとカタカナ、漢字が混ざっています。한국어 문장은 띄어쓰기가 있습니다 그래서 단어 사이에서 줄을 바꿉니다.",
     // Combining marks: decomposed accents and stacked marks.
     "Cafe\xcc\x81 na\xc3\xafve re\xcc\x81sume\xcc\x81 e\xcc\x81le\xcc\x80ve a\xcc\x8a\xcc\x81ngstro\xcc\x88m "
-    "Zalgo: z\xcc\x8d\xcc\x8e\xcc\x84a\xcc\x8d\xcc\x8el\xcc\x8dg\xcc\x8e\xcc\x84o\xcc\x8d and then a rather long tail of "
+    "Zalgo: z\xcc\x8d\xcc\x8e\xcc\x84" "a\xcc\x8d\xcc\x8el\xcc\x8dg\xcc\x8e\xcc\x84o\xcc\x8d and then a rather long tail of "
     "ordinary English words to make the paragraph wrap several times over.",
     // Emoji: plain, with a skin tone, a family joined with U+200D, flags, a heart with VS16.
     "Emoji \xf0\x9f\x98\x80\xf0\x9f\x98\x80 thumbs \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd family "
