@@ -11,9 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+static unsigned long long fnv1a(const char *s, size_t n) {
+    unsigned long long h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
 bool mdview_layout(struct mdview *v, const char *text, int width, bool raw, bool streaming) {
     size_t n = strlen(text);
     while (n > 0 && text[n - 1] == '\n') n--;
+    const unsigned long long h = fnv1a(text, n);
+    if (v->valid && v->len == n && v->hash == h && v->width == width && v->raw == raw && v->streaming == streaming)
+        return true;
+    v->valid = false;
     v->n_rows = 0;
     if (!md_render(&v->doc, text, n, raw, streaming)) return false;
     int need = md_wrap(&v->doc, width, v->rows, v->cap_rows);
@@ -25,7 +35,26 @@ bool mdview_layout(struct mdview *v, const char *text, int width, bool raw, bool
         md_wrap(&v->doc, width, v->rows, v->cap_rows);
     }
     v->n_rows = need;
+    v->valid = true;
+    v->len = n, v->hash = h, v->width = width, v->raw = raw, v->streaming = streaming;
     return true;
+}
+
+bool mdview_reserve(struct mdview **views, int *cap, int n) {
+    if (n <= *cap) return true;
+    int c = *cap ? *cap : 16;
+    while (c < n) c *= 2;
+    struct mdview *v = realloc(*views, (size_t)c * sizeof *v);
+    if (!v) return false;
+    memset(v + *cap, 0, (size_t)(c - *cap) * sizeof *v);
+    *views = v;
+    *cap = c;
+    return true;
+}
+
+void mdview_free_all(struct mdview *views, int cap) {
+    for (int i = 0; i < cap; i++) mdview_free(&views[i]);
+    free(views);
 }
 
 void mdview_free(struct mdview *v) {

@@ -221,8 +221,8 @@ static void transcript_draw(const struct ui_panel *p, struct tui *t) {
     if (w < 4 || h < 1) return;
     struct tline *ls = NULL;
     int n = 0, cap = 0;
-    struct mdview *views = calloc((size_t)s->n_msgs + 1, sizeof *views);
-    if (!views) return;
+    if (!mdview_reserve(&t->views, &t->cap_views, s->n_msgs)) return;
+    struct mdview *views = t->views;
     if (*s->system) {
         add_line(&ls, &n, &cap, (struct tline){.s = "System", .n = 6, .attr = COLOR_PAIR(1) | A_BOLD});
         add_wrapped(&ls, &n, &cap, s->system, w, A_DIM);
@@ -266,8 +266,6 @@ static void transcript_draw(const struct ui_panel *p, struct tui *t) {
         attroff(A_REVERSE);
     }
     free(ls);
-    for (int i = 0; i < s->n_msgs; i++) mdview_free(&views[i]);
-    free(views);
 }
 
 const ui_panel_class transcript_panel = {"transcript", transcript_draw, NULL};

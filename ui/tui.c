@@ -7,6 +7,7 @@
 #define _XOPEN_SOURCE_EXTENDED 1
 #include "ui.h"
 #include "history.h"
+#include "mdview.h"
 #include "term.h"
 #include "tui.h"
 
@@ -87,5 +88,6 @@ int ui_tui_run(const struct app_options *opt) {
     while (app_take_notice(&t.app, notice, sizeof notice)) fprintf(stderr, "lowbit chat: %s\n", notice);
     ed_free(&t.ed);
     free(t.history_path);
+    mdview_free_all(t.views, t.cap_views);
     return 0;
 }

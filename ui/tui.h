@@ -22,6 +22,7 @@ typedef enum ui_action {
 } ui_action;
 
 struct tui;
+struct mdview;
 
 struct ui_panel;
 typedef struct ui_panel_class {
@@ -47,6 +48,8 @@ struct tui {
     int help_scroll;
     bool show_sessions, show_stats;
     bool raw_text;              // the transcript without Markdown (F7)
+    struct mdview *views;       // the transcript's messages laid out, kept across frames (mdview.h)
+    int cap_views;
     bool interrupt_armed;       // a Ctrl-C at an empty prompt: the next one quits
     bool ctrl_x;                // Ctrl-X pressed: Ctrl-E next edits in $EDITOR
     char *history_path;         // the input history file; NULL: not kept
