@@ -301,7 +301,7 @@ const struct command commands[] = {
     {"/clear", "", "forget the conversation, keep the settings", c_clear},
     {"/retry", "", "answer the last message again", c_retry},
     {"/export", "[FILE]", "write the conversation as Markdown (default NAME.md)", c_export},
-    {"/copy", "[N]", "copy the last answer, or its N-th code block, to the clipboard (OSC 52)", c_copy},
+    {"/copy", "[N]", "copy the last answer (N: its N-th code block) with OSC 52", c_copy},
     {"/quit", "", "save and leave", c_quit},
 };
 const int n_commands = sizeof commands / sizeof commands[0];
