@@ -462,8 +462,11 @@ bool app_poll(struct app *a, bool *finished) {
     snprintf(msg, sizeof msg, "%s", a->turn_err);
     pthread_mutex_unlock(&a->mu);
     if (dropped) {
+        // Turn k is messages 2k-2 and 2k-1 (a question and its answer).
+        const int t0 = a->ctx_first / 2 + 1, t1 = (a->ctx_first + dropped - 1) / 2 + 1;
         a->ctx_first += dropped;
-        app_notice(a, "the context is full: the %d oldest messages are no longer seen by the model", dropped);
+        if (t0 == t1) app_notice(a, "context full: turn %d left the model's view; it stays in the transcript", t0);
+        else app_notice(a, "context full: turns %d-%d left the model's view; they stay in the transcript", t0, t1);
     }
     if (!done) return changed;
     pthread_join(a->worker, NULL);

@@ -3,6 +3,8 @@
  * what it expected when the argument is wrong.
  */
 #include "commands.h"
+#include "clipboard.h"
+#include "markdown.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -251,6 +253,36 @@ static cmd_result c_export(struct app *a, const char *arg, char *msg, size_t cap
     return ok ? CMD_DONE : CMD_ERROR;
 }
 
+// /copy: the last answer, /copy N: its N-th fenced code block (clipboard.c).
+static cmd_result c_copy(struct app *a, const char *arg, char *msg, size_t cap) {
+    lb_session *s = app_session(a);
+    int last = s->n_msgs - 1;
+    while (last >= 0 && strcmp(s->msgs[last].role, "assistant")) last--;
+    if (last < 0 || !*s->msgs[last].content) {
+        snprintf(msg, cap, "/copy: no answer to copy yet");
+        return CMD_ERROR;
+    }
+    const char *text = s->msgs[last].content;
+    size_t start = 0, len = strlen(text);
+    char what[48] = "the last answer";
+    if (*arg) {
+        double v;
+        if (!parse_num(arg, 1, 1e6, &v) || !is_int(v)) {
+            snprintf(msg, cap, "/copy: '%s' is not a code block number (1 for the first)", arg);
+            return CMD_ERROR;
+        }
+        if (!md_code_block(text, len, (int)v, &start, &len)) {
+            int n = 0;
+            size_t s0, l0;
+            while (md_code_block(text, strlen(text), n + 1, &s0, &l0)) n++;
+            snprintf(msg, cap, "/copy: only %d code block%s in the last answer", n, n == 1 ? "" : "s");
+            return CMD_ERROR;
+        }
+        snprintf(what, sizeof what, "code block %d", (int)v);
+    }
+    return clip_copy(text + start, len, what, msg, cap) ? CMD_DONE : CMD_ERROR;
+}
+
 const struct command commands[] = {
     {"/help", "", "keys and commands", c_help},
     {"/new", "[NAME]", "start a new session", c_new},
@@ -269,6 +301,7 @@ const struct command commands[] = {
     {"/clear", "", "forget the conversation, keep the settings", c_clear},
     {"/retry", "", "answer the last message again", c_retry},
     {"/export", "[FILE]", "write the conversation as Markdown (default NAME.md)", c_export},
+    {"/copy", "[N]", "copy the last answer (N: its N-th code block) with OSC 52", c_copy},
     {"/quit", "", "save and leave", c_quit},
 };
 const int n_commands = sizeof commands / sizeof commands[0];

@@ -23,6 +23,7 @@ void ed_free(struct editor *e) {
     for (int i = 0; i < e->n_hist; i++) free(e->hist[i]);
     free(e->hist);
     free(e->draft);
+    free(e->saved);
     memset(e, 0, sizeof *e);
 }
 
@@ -41,17 +42,27 @@ void ed_insert(struct editor *e, const char *s, size_t n) {
     e->cur += n;
 }
 
+size_t ed_utf8(int c, char b[4]) {
+    if (c < 0x80) {
+        b[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        b[0] = (char)(0xC0 | c >> 6), b[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        b[0] = (char)(0xE0 | c >> 12), b[1] = (char)(0x80 | ((c >> 6) & 0x3F)), b[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    b[0] = (char)(0xF0 | c >> 18), b[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    b[2] = (char)(0x80 | ((c >> 6) & 0x3F)), b[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
 void ed_insert_char(struct editor *e, int c) {
     char b[4];
-    size_t n;
-    if (c < 0x80) b[0] = (char)c, n = 1;
-    else if (c < 0x800) b[0] = (char)(0xC0 | c >> 6), b[1] = (char)(0x80 | (c & 0x3F)), n = 2;
-    else if (c < 0x10000)
-        b[0] = (char)(0xE0 | c >> 12), b[1] = (char)(0x80 | ((c >> 6) & 0x3F)), b[2] = (char)(0x80 | (c & 0x3F)), n = 3;
-    else
-        b[0] = (char)(0xF0 | c >> 18), b[1] = (char)(0x80 | ((c >> 12) & 0x3F)),
-        b[2] = (char)(0x80 | ((c >> 6) & 0x3F)), b[3] = (char)(0x80 | (c & 0x3F)), n = 4;
-    ed_insert(e, b, n);
+    ed_insert(e, b, ed_utf8(c, b));
 }
 
 static size_t prev_char(const struct editor *e, size_t i) {
@@ -151,22 +162,129 @@ void ed_down(struct editor *e) {
     while (e->cur > 0 && ((unsigned char)e->buf[e->cur] & 0xC0) == 0x80) e->cur--;
 }
 
+bool ed_history_add(struct editor *e, const char *s) {
+    if (!*s || (e->n_hist > 0 && !strcmp(e->hist[e->n_hist - 1], s))) return true;
+    char **h = realloc(e->hist, (size_t)(e->n_hist + 1) * sizeof *h);
+    if (!h) return false;
+    e->hist = h;
+    char *copy = strdup(s);
+    if (!copy) return false;
+    const bool at_end = e->hist_pos == e->n_hist;
+    e->hist[e->n_hist++] = copy;
+    if (at_end) e->hist_pos = e->n_hist;
+    return true;
+}
+
 char *ed_take(struct editor *e) {
     char *s = strdup(e->buf ? e->buf : "");
-    if (s && *s) {
-        char **h = realloc(e->hist, (size_t)(e->n_hist + 1) * sizeof *h);
-        char *copy = strdup(s);
-        if (h && copy) {
-            e->hist = h;
-            e->hist[e->n_hist++] = copy;
-        } else {
-            free(copy);
-            if (h) e->hist = h;
-        }
-    }
+    if (s) ed_history_add(e, s);
     e->hist_pos = e->n_hist;
     free(e->draft);
     e->draft = NULL;
     ed_set(e, "");
     return s;
+}
+
+// --- reverse incremental search ------------------------------------------------------
+
+int ed_history_find(const struct editor *e, const char *q, int below) {
+    if (below > e->n_hist) below = e->n_hist;
+    for (int i = below - 1; i >= 0; i--)
+        if (strstr(e->hist[i], q)) return i;
+    return -1;
+}
+
+// Show history entry i with the cursor at the first place the query is found.
+static void show_match(struct editor *e, int i) {
+    e->match = i;
+    ed_set(e, e->hist[i]);
+    const char *at = *e->query ? strstr(e->buf, e->query) : NULL;
+    if (at) e->cur = (size_t)(at - e->buf);
+}
+
+// Search from the entry shown (inclusive: it may still match the longer query).
+static void research(struct editor *e, int from_below) {
+    if (!*e->query) {
+        e->search_failed = false;
+        return;
+    }
+    int i = ed_history_find(e, e->query, from_below);
+    e->search_failed = i < 0;
+    if (i >= 0) show_match(e, i);
+}
+
+void ed_search_start(struct editor *e) {
+    if (e->searching) return;
+    free(e->saved);
+    e->saved = strdup(e->buf ? e->buf : "");
+    e->saved_cur = e->cur;
+    e->searching = true;
+    e->search_failed = false;
+    e->query[0] = 0;
+    e->match = e->n_hist;
+}
+
+void ed_search_type(struct editor *e, const char *s, size_t n) {
+    if (!e->searching) return;
+    size_t q = strlen(e->query);
+    if (q + n >= sizeof e->query) return;
+    memcpy(e->query + q, s, n);
+    e->query[q + n] = 0;
+    research(e, e->match < e->n_hist ? e->match + 1 : e->n_hist);
+}
+
+void ed_search_erase(struct editor *e) {
+    if (!e->searching) return;
+    size_t q = strlen(e->query);
+    if (q == 0) return;
+    q--;
+    while (q > 0 && ((unsigned char)e->query[q] & 0xC0) == 0x80) q--;
+    e->query[q] = 0;
+    // A shorter query: the newest match again, from the top.
+    if (!*e->query) {
+        e->search_failed = false;
+        return;
+    }
+    research(e, e->n_hist);
+}
+
+void ed_search_older(struct editor *e) {
+    if (!e->searching) return;
+    if (!*e->query) {
+        // Ctrl-R Ctrl-R with nothing typed: as readline, the last query searched.
+        return;
+    }
+    int i = ed_history_find(e, e->query, e->match);
+    if (i >= 0) {
+        e->search_failed = false;
+        show_match(e, i);
+    } else {
+        e->search_failed = true;
+    }
+}
+
+void ed_search_accept(struct editor *e) {
+    if (!e->searching) return;
+    e->searching = false;
+    e->search_failed = false;
+    if (e->match < e->n_hist) {
+        // Down from here walks to newer messages, then back to the text
+        // there was before the search.
+        e->hist_pos = e->match;
+        free(e->draft);
+        e->draft = e->saved;
+    } else {
+        free(e->saved);
+    }
+    e->saved = NULL;
+}
+
+void ed_search_cancel(struct editor *e) {
+    if (!e->searching) return;
+    e->searching = false;
+    e->search_failed = false;
+    ed_set(e, e->saved ? e->saved : "");
+    e->cur = e->saved_cur <= e->len ? e->saved_cur : e->len;
+    free(e->saved);
+    e->saved = NULL;
 }

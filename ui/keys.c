@@ -1,11 +1,15 @@
 /*
- * keys.c — every key of the chat screen, in one table. An open overlay
- * (help, profile picker) sees a key first; what it ignores comes here. A key
- * not in the table that is a printable character goes into the input box.
+ * keys.c — every key of the chat screen, in one table. Ctrl-C comes first
+ * (it must work whatever is open); then an open overlay (help, profile
+ * picker) sees a key; then the history search, while it runs; what they
+ * ignore comes to the table. A key not in the table that is a printable
+ * character goes into the input box.
  */
 #define _XOPEN_SOURCE_EXTENDED 1
 #include "tui.h"
 #include "commands.h"
+#include "extedit.h"
+#include "history.h"
 #include "term.h"
 
 #include <curses.h>
@@ -43,6 +47,109 @@ static ui_action k_escape(struct tui *t, int key) {
     return UI_REDRAW;
 }
 
+// Ctrl-C, as in a shell: stop what runs (the reply, the search), else clear
+// the message; at an empty prompt a second Ctrl-C quits. Any other key in
+// between disarms it (ui_handle_key).
+static ui_action k_interrupt(struct tui *t, int key) {
+    t->panels[P_HELP].visible = t->panels[P_PICKER].visible = false;
+    if (t->ed.searching) {
+        ed_search_cancel(&t->ed);
+        return UI_RELAYOUT;
+    }
+    if (t->app.generating) {
+        app_stop(&t->app);
+        t->interrupt_armed = t->ed.len == 0;
+        ui_set_status(t, "stopped; the partial answer is kept%s", t->ed.len == 0 ? " (Ctrl-C again quits)" : "");
+        return UI_REDRAW;
+    }
+    if (t->ed.len > 0) {
+        free(ed_take(&t->ed)); // kept in this run's history: Up brings it back
+        t->interrupt_armed = true;
+        ui_set_status(t, "message cleared (Up brings it back; Ctrl-C again quits)");
+        return UI_RELAYOUT;
+    }
+    if (t->interrupt_armed) return UI_QUIT;
+    t->interrupt_armed = true;
+    ui_set_status(t, "Ctrl-C again (or Ctrl-D) quits");
+    return UI_REDRAW;
+}
+
+// A bracketed paste: all of it goes into the message, newlines included, so
+// that it is sent as one message.
+static ui_action k_paste(struct tui *t, int key) {
+    size_t n;
+    const char *s = ui_term_paste(&n);
+    ed_insert(&t->ed, s, n);
+    t->n_completion = 0;
+    int lines = n > 0 && s[n - 1] != '\n';
+    for (size_t i = 0; i < n; i++) lines += s[i] == '\n';
+    if (lines > 1) ui_set_status(t, "pasted %d lines; Enter sends them as one message", lines);
+    return UI_RELAYOUT;
+}
+
+static ui_action k_external_edit(struct tui *t, int key) {
+    char err[600];
+    ui_term_suspend();
+    char *s = extedit_run(t->ed.buf ? t->ed.buf : "", err, sizeof err);
+    ui_term_resume();
+    if (!s) {
+        ui_set_status(t, "%s", err);
+    } else {
+        ed_set(&t->ed, s);
+        free(s);
+        ui_set_status(t, "message edited; Enter sends it");
+    }
+    return UI_RELAYOUT;
+}
+
+static ui_action k_ctrl_x(struct tui *t, int key) {
+    t->ctrl_x = true;
+    ui_set_status(t, "Ctrl-X: Ctrl-E edits the message in $EDITOR");
+    return UI_REDRAW;
+}
+
+static ui_action k_search(struct tui *t, int key) {
+    if (!t->ed.searching) ed_search_start(&t->ed);
+    else ed_search_older(&t->ed);
+    return UI_RELAYOUT;
+}
+
+static bool is_enter(int key) { return key == '\r' || key == '\n' || key == FK(KEY_ENTER); }
+static bool is_backspace(int key) { return key == FK(KEY_BACKSPACE) || key == 127 || key == CTRL('h'); }
+
+// While searching: typing narrows, Backspace widens, Ctrl-R goes older,
+// Esc or Ctrl-G cancels, Enter takes the match into the box (to edit or
+// send); any other key takes it too and then does what it does.
+static ui_action search_key(struct tui *t, int key) {
+    struct editor *e = &t->ed;
+    if (key == CTRL('r')) ed_search_older(e);
+    else if (key == UI_KEY_ESC || key == CTRL('g')) ed_search_cancel(e);
+    else if (is_backspace(key)) ed_search_erase(e);
+    else if (is_enter(key)) ed_search_accept(e);
+    else if (key >= 0x20 && !(key & UI_FKEY)) {
+        char b[4];
+        ed_search_type(e, b, ed_utf8(key, b));
+    } else if (key == FK(KEY_RESIZE)) {
+        return UI_IGNORED;
+    } else {
+        ed_search_accept(e);
+        return UI_IGNORED;
+    }
+    return UI_RELAYOUT;
+}
+
+const char *ui_input_title(const struct tui *t, char *buf, size_t cap) {
+    const struct editor *e = &t->ed;
+    if (e->searching)
+        snprintf(buf, cap, "%sreverse-i-search '%s' (Ctrl-R older, Enter takes, Esc cancels)",
+                 e->search_failed ? "failing " : "", e->query);
+    else if (t->app.generating)
+        snprintf(buf, cap, "message (Esc or Ctrl-C stops the reply)");
+    else
+        snprintf(buf, cap, "message (Enter sends, Alt-Enter new line)");
+    return buf;
+}
+
 static ui_action k_toggle_sessions(struct tui *t, int key) {
     t->show_sessions = !t->show_sessions;
     return UI_RELAYOUT;
@@ -51,6 +158,12 @@ static ui_action k_toggle_sessions(struct tui *t, int key) {
 static ui_action k_toggle_stats(struct tui *t, int key) {
     t->show_stats = !t->show_stats;
     return UI_RELAYOUT;
+}
+
+static ui_action k_raw_text(struct tui *t, int key) {
+    t->raw_text = !t->raw_text;
+    ui_set_status(t, t->raw_text ? "raw text (F7: Markdown)" : "Markdown (F7: raw text)");
+    return UI_REDRAW;
 }
 
 static ui_action k_prev_session(struct tui *t, int key) {
@@ -129,6 +242,8 @@ static ui_action k_enter(struct tui *t, int key) {
     }
     char *text = ed_take(&t->ed);
     if (!text) return UI_NONE;
+    char err[600];
+    if (t->history_path && !history_append(t->history_path, text, err, sizeof err)) ui_set_status(t, "history: %s", err);
     ui_action a;
     if (text[0] == '/') {
         a = run_command(t, text);
@@ -194,6 +309,7 @@ static ui_action k_edit(struct tui *t, int key) {
 const struct key_binding key_table[] = {
     {FK(KEY_F(1)), "F1", "this help (also /help)", k_help},
     {UI_KEY_ESC, "Esc", "stop the reply, keep the partial answer; close a window", k_escape},
+    {UI_KEY_INTERRUPT, "Ctrl-C", "stop the reply (kept) or clear the message; twice: quit", k_interrupt},
     {'\r', "Enter", "send the message or run the /command", k_enter},
     {'\n', "Enter", NULL, k_enter},
     {FK(KEY_ENTER), "Enter", NULL, k_enter},
@@ -222,14 +338,31 @@ const struct key_binding key_table[] = {
     {FK(KEY_F(4)), "F4", "pick a quantization profile (also /profile)", k_picker},
     {FK(KEY_F(5)), "F5/F6", "previous/next session", k_prev_session},
     {FK(KEY_F(6)), "F6", NULL, k_next_session},
+    {FK(KEY_F(7)), "F7", "show replies as raw text / as Markdown", k_raw_text},
     {CTRL('n'), "Ctrl-N", "new session (also /new)", k_new_session},
+    {CTRL('r'), "Ctrl-R", "search the message history (again: older)", k_search},
+    {CTRL('x'), "Ctrl-X Ctrl-E", "edit the message in $EDITOR (also Ctrl-G)", k_ctrl_x},
+    {CTRL('g'), "Ctrl-G", NULL, k_external_edit},
+    {UI_KEY_PASTE, "paste", NULL, k_paste},
     {CTRL('l'), "Ctrl-L", "redraw the screen", k_redraw},
     {FK(KEY_RESIZE), "resize", NULL, k_resize},
-    {CTRL('d'), "Ctrl-D", "quit when the message is empty (also /quit, Ctrl-C)", k_quit},
+    {CTRL('d'), "Ctrl-D", "quit when the message is empty (also /quit)", k_quit},
 };
 const int n_key_bindings = sizeof key_table / sizeof key_table[0];
 
+static ui_action run_binding(struct tui *t, int key) {
+    for (int i = 0; i < n_key_bindings; i++)
+        if (key_table[i].key == key) return key_table[i].run(t, key);
+    return UI_IGNORED;
+}
+
 ui_action ui_handle_key(struct tui *t, int key) {
+    if (key == UI_KEY_INTERRUPT) return k_interrupt(t, key);
+    if (key != FK(KEY_RESIZE) && key != FK(KEY_MOUSE)) t->interrupt_armed = false;
+    if (t->ctrl_x) {
+        t->ctrl_x = false;
+        if (key == CTRL('e')) return k_external_edit(t, key);
+    }
     for (int i = P_COUNT - 1; i >= 0; i--) {
         const struct ui_panel *p = &t->panels[i];
         if (p->visible && p->cls->on_key) {
@@ -238,8 +371,12 @@ ui_action ui_handle_key(struct tui *t, int key) {
             break;
         }
     }
-    for (int i = 0; i < n_key_bindings; i++)
-        if (key_table[i].key == key) return key_table[i].run(t, key);
+    if (t->ed.searching) {
+        ui_action a = search_key(t, key);
+        if (!(a & UI_IGNORED)) return a;
+    }
+    ui_action a = run_binding(t, key);
+    if (!(a & UI_IGNORED)) return a;
     if (key >= 0x20 && !(key & UI_FKEY)) {
         ed_insert_char(&t->ed, key);
         t->n_completion = 0;

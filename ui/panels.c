@@ -17,6 +17,7 @@
 #define _XOPEN_SOURCE_EXTENDED 1
 #include "tui.h"
 #include "commands.h"
+#include "mdview.h"
 #include "term.h"
 #include "text.h"
 
@@ -84,6 +85,17 @@ static void format_bytes(char *buf, size_t cap, size_t b) {
     if (b >= (size_t)1 << 30) snprintf(buf, cap, "%.2f GiB", b / 1073741824.0);
     else if (b >= (size_t)1 << 20) snprintf(buf, cap, "%.1f MiB", b / 1048576.0);
     else snprintf(buf, cap, "%.1f KiB", b / 1024.0);
+}
+
+// Context use in whole percent, for the 90% warning (a display figure, not a statistic).
+static int ctx_percent(const lb_stats *s) { return s->n_ctx > 0 ? (int)(100LL * s->n_ctx_used / s->n_ctx) : 0; }
+
+// "turn 1", "turns 1-3": the turns (question and answer) of the first n messages.
+static const char *turns_label(char *buf, size_t cap, int n_msgs) {
+    const int n = (n_msgs + 1) / 2;
+    if (n == 1) snprintf(buf, cap, "turn 1");
+    else snprintf(buf, cap, "turns 1-%d", n);
+    return buf;
 }
 
 void ui_set_status(struct tui *t, const char *fmt, ...) {
@@ -167,6 +179,8 @@ struct tline {
     const char *s;
     size_t n;
     int attr, indent;
+    const struct mdview *view; // a message's row: drawn by mdview (s and n unused)
+    int row;
 };
 
 static int add_line(struct tline **ls, int *n, int *cap, struct tline l) {
@@ -187,8 +201,15 @@ static void add_wrapped(struct tline **ls, int *n, int *cap, const char *s, int 
     struct text_span *sp = malloc((size_t)count * sizeof *sp);
     if (!sp) return;
     text_wrap(s, len, width - 2, sp, count);
-    for (int i = 0; i < count; i++) add_line(ls, n, cap, (struct tline){s + sp[i].start, sp[i].len, attr, 2});
+    for (int i = 0; i < count; i++) add_line(ls, n, cap, (struct tline){.s = s + sp[i].start, .n = sp[i].len, .attr = attr, .indent = 2});
     free(sp);
+}
+
+// A message: Markdown (or raw text) laid out by mdview, a row per line.
+static void add_view(struct tline **ls, int *n, int *cap, struct mdview *v, const char *text, int width, bool raw,
+                     bool streaming, int attr) {
+    mdview_layout(v, text, width - 2, raw, streaming);
+    for (int r = 0; r < v->n_rows; r++) add_line(ls, n, cap, (struct tline){.s = "", .attr = attr, .indent = 2, .view = v, .row = r});
 }
 
 static void transcript_draw(const struct ui_panel *p, struct tui *t) {
@@ -200,30 +221,39 @@ static void transcript_draw(const struct ui_panel *p, struct tui *t) {
     if (w < 4 || h < 1) return;
     struct tline *ls = NULL;
     int n = 0, cap = 0;
+    if (!mdview_reserve(&t->views, &t->cap_views, s->n_msgs)) return;
+    struct mdview *views = t->views;
     if (*s->system) {
-        add_line(&ls, &n, &cap, (struct tline){"System", 6, COLOR_PAIR(1) | A_BOLD, 0});
+        add_line(&ls, &n, &cap, (struct tline){.s = "System", .n = 6, .attr = COLOR_PAIR(1) | A_BOLD});
         add_wrapped(&ls, &n, &cap, s->system, w, A_DIM);
     }
-    static const char out_note[] = "-- older messages are out of the context --";
+    char out_note[96], turns[32];
+    snprintf(out_note, sizeof out_note, "-- %s above: out of the model's view (context full) --",
+             turns_label(turns, sizeof turns, t->app.ctx_first));
     static const char thinking[] = "...";
     for (int i = 0; i < s->n_msgs; i++) {
         const bool user = !strcmp(s->msgs[i].role, "user");
         const int dim = i < t->app.ctx_first ? A_DIM : 0;
         if (i == t->app.ctx_first && i > 0)
-            add_line(&ls, &n, &cap, (struct tline){out_note, sizeof out_note - 1, COLOR_PAIR(5), 0});
+            add_line(&ls, &n, &cap, (struct tline){.s = out_note, .n = strlen(out_note), .attr = COLOR_PAIR(5)});
         add_line(&ls, &n, &cap,
-                 (struct tline){user ? "You" : "lowbit", user ? 3u : 6u, (user ? COLOR_PAIR(2) : COLOR_PAIR(3)) | A_BOLD | dim, 0});
+                 (struct tline){.s = user ? "You" : "lowbit", .n = user ? 3u : 6u, .attr = (user ? COLOR_PAIR(2) : COLOR_PAIR(3)) | A_BOLD | dim});
         if (!user && !*s->msgs[i].content && t->app.generating && i == s->n_msgs - 1)
-            add_line(&ls, &n, &cap, (struct tline){thinking, 3, A_DIM, 2});
+            add_line(&ls, &n, &cap, (struct tline){.s = thinking, .n = 3, .attr = A_DIM, .indent = 2});
         else
-            add_wrapped(&ls, &n, &cap, s->msgs[i].content, w, dim);
-        add_line(&ls, &n, &cap, (struct tline){"", 0, 0, 0});
+            add_view(&ls, &n, &cap, &views[i], s->msgs[i].content, w, user || t->raw_text,
+                     t->app.generating && i == s->n_msgs - 1, dim);
+        add_line(&ls, &n, &cap, (struct tline){.s = ""});
     }
     if (t->scroll > n - h) t->scroll = n - h > 0 ? n - h : 0;
     int first = n - h - t->scroll;
     if (first < 0) first = 0;
     for (int r = 0; r < h && first + r < n; r++) {
         const struct tline *l = &ls[first + r];
+        if (l->view) {
+            mdview_draw_row(l->view, l->row, p->y + 1 + r, p->x + 1 + l->indent, w - l->indent, (attr_t)l->attr);
+            continue;
+        }
         attron(l->attr);
         put_text(p->y + 1 + r, p->x + 1 + l->indent, l->s, l->n, w - l->indent);
         attroff(l->attr);
@@ -243,7 +273,8 @@ const ui_panel_class transcript_panel = {"transcript", transcript_draw, NULL};
 // --- input ----------------------------------------------------------------------------
 
 static void input_draw(const struct ui_panel *p, struct tui *t) {
-    box_at(p, t->app.generating ? "message (Esc stops the reply)" : "message (Enter sends, Alt-Enter new line)", true);
+    char title[400];
+    box_at(p, ui_input_title(t, title, sizeof title), true);
     const int w = p->w - 3, h = p->h - 2;
     if (w < 1 || h < 1) return;
     const char *buf = t->ed.buf ? t->ed.buf : "";
@@ -309,7 +340,13 @@ static void stats_draw(const struct ui_panel *p, struct tui *t) {
     sparkline(spark, sizeof spark, hist, nh, w - 9);
     ROW("history  %s", nh ? spark : "-");
     HEAD("Context");
-    ROW("used     %d / %d tokens", s->n_ctx_used, s->n_ctx);
+    ROW("used     %d / %d tokens (%d%%)", s->n_ctx_used, s->n_ctx, ctx_percent(s));
+    if (ctx_percent(s) >= 90) {
+        attron(COLOR_PAIR(5) | A_BOLD);
+        ROW("nearly full: old turns go next");
+        attroff(COLOR_PAIR(5) | A_BOLD);
+    }
+    if (t->app.ctx_first > 0) ROW("unseen   %s (still shown)", turns_label(a, sizeof a, t->app.ctx_first));
     HEAD("Profile");
     ROW("active   %s, %.2f bpw", s->profile, s->bpw);
     HEAD("Quantization error");
@@ -365,9 +402,9 @@ static void status_draw(const struct ui_panel *p, struct tui *t) {
     attron(COLOR_PAIR(4));
     mvhline(p->y, 0, ' ', p->w);
     char left[256];
-    snprintf(left, sizeof left, " %s | %s | %s %.2f bpw | ctx %d/%d ", app_session(&t->app)->name,
+    snprintf(left, sizeof left, " %s | %s | %s %.2f bpw | ctx %d/%d%s ", app_session(&t->app)->name,
              lb_chat_template_name(app_template(&t->app)), t->stats.profile, t->stats.bpw, t->stats.n_ctx_used,
-             t->stats.n_ctx);
+             t->stats.n_ctx, ctx_percent(&t->stats) >= 90 ? " NEARLY FULL" : "");
     put_str(p->y, 0, left, p->w);
     const char *right = t->app.generating ? " generating - Esc stops | F1 help " : " F1 help | /quit ";
     int rl = (int)strlen(right), ll = text_columns(left, strlen(left));

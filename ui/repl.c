@@ -5,14 +5,34 @@
  * A line starting with '/' is a command; a line ending in '\' continues on
  * the next line. Replies stream to stdout and end with a newline; messages
  * about the session (notices, command results) go to stderr.
+ *
+ * Ctrl-C (SIGINT) stops a reply, which keeps what was written; at the
+ * prompt it ends the REPL as end of input does, the session saved.
  */
 #include "ui.h"
 #include "commands.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+static struct app *interrupted_app; // the app the SIGINT handler stops
+static volatile sig_atomic_t interrupted;
+static pthread_t main_thread;
+
+// Async-signal-safe: sig_atomic_t stores and pthread_kill. app_send clears
+// `stop` for the next reply, so a Ctrl-C at the prompt stops nothing later.
+// A signal taken by one of the engine's threads is passed on to the main
+// thread, whose getline it has to cut short.
+static void on_interrupt(int sig) {
+    interrupted = 1;
+    if (interrupted_app) interrupted_app->stop = 1;
+    if (!pthread_equal(pthread_self(), main_thread)) pthread_kill(main_thread, sig);
+}
 
 static void print_text(const char *s, size_t n, void *u) {
     fwrite(s, 1, n, stdout);
@@ -53,13 +73,26 @@ static void wait_switch(struct app *a) {
 int ui_repl_run(const struct app_options *opt) {
     struct app a;
     if (!app_open(&a, opt)) return 1;
+    interrupted_app = &a;
+    main_thread = pthread_self();
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_interrupt; // no SA_RESTART: a Ctrl-C at the prompt ends getline
+    sigaction(SIGINT, &sa, &old_sa);
     if (lb_chat_switching(a.chat)) wait_switch(&a);
     flush_notices(&a);
     char *line = NULL, *buf = NULL;
     size_t cap = 0, len = 0;
     ssize_t n;
     int rc = 0;
-    while ((n = getline(&line, &cap, stdin)) >= 0) {
+    for (;;) {
+        interrupted = 0;
+        n = getline(&line, &cap, stdin);
+        if (n < 0) {
+            if (errno == EINTR && interrupted) fprintf(stderr, "\n");
+            break;
+        }
         if (n > 0 && line[n - 1] == '\n') line[--n] = 0;
         if (n > 0 && line[n - 1] == '\r') line[--n] = 0;
         bool more = n > 0 && line[n - 1] == '\\';
@@ -93,12 +126,15 @@ int ui_repl_run(const struct app_options *opt) {
             app_wait(&a, print_text, NULL);
             printf("\n");
             fflush(stdout);
+            if (interrupted) fprintf(stderr, "lowbit chat: stopped; the partial answer is kept\n");
         }
         flush_notices(&a);
     }
     free(line);
     free(buf);
     app_close(&a);
+    sigaction(SIGINT, &old_sa, NULL);
+    interrupted_app = NULL;
     flush_notices(&a);
     return rc;
 }

@@ -1,7 +1,9 @@
 /*
- * text.c — UTF-8 decoding, display widths and wrapping (see text.h).
+ * text.c — UTF-8 decoding, display widths, clusters and line breaking (see text.h).
  */
 #include "text.h"
+
+#include <stdbool.h>
 
 int text_decode(const char *str, size_t n, wchar_t *wc) {
     const unsigned char *s = (const unsigned char *)str;
@@ -42,35 +44,106 @@ int text_columns(const char *s, size_t n) {
     return cols;
 }
 
-int text_wrap(const char *s, size_t n, int width, struct text_span *out, int cap) {
+// --- clusters ------------------------------------------------------------------------
+
+static bool is_regional(wchar_t c) { return c >= 0x1F1E6 && c <= 0x1F1FF; }
+static bool is_skin_tone(wchar_t c) { return c >= 0x1F3FB && c <= 0x1F3FF; }
+
+// What stays with the character before it: combining marks and other
+// zero-width code points (variation selectors, U+200D itself), skin tones.
+static bool extends(wchar_t c) { return c >= 0x20 && c != 0x7F && (wcwidth(c) == 0 || is_skin_tone(c)); }
+
+size_t text_cluster(const char *s, size_t n, int *cols) {
+    wchar_t c;
+    size_t i = (size_t)text_decode(s, n, &c);
+    int w = text_width(c);
+    if (c == '\n') {
+        *cols = 0;
+        return i;
+    }
+    bool joined = false;                   // the last code point was U+200D
+    bool flag_open = is_regional(c);       // a first regional indicator waits for its pair
+    while (i < n) {
+        wchar_t d;
+        int len = text_decode(s + i, n - i, &d);
+        if (d == '\n') break;
+        if (joined || extends(d)) {
+            joined = d == 0x200D;
+        } else if (flag_open && is_regional(d)) {
+            flag_open = false;
+        } else {
+            break;
+        }
+        w += text_width(d);
+        i += (size_t)len;
+    }
+    *cols = w;
+    return i;
+}
+
+// --- lines ---------------------------------------------------------------------------
+
+size_t text_line(const char *s, size_t n, int width, size_t *next) {
     if (width < 1) width = 1;
-    int lines = 0;
-    size_t start = 0, i = 0, last_space = (size_t)-1;
+    size_t i = 0;
+    size_t brk = 0, brk_next = 0; // the last break opportunity: line end and next start (0: none)
+    bool prev_space = false, prev_wide = false;
     int cols = 0;
     while (i < n) {
         if (s[i] == '\n') {
-            if (lines < cap) out[lines] = (struct text_span){start, i - start};
-            lines++;
-            i++;
-            start = i, cols = 0, last_space = (size_t)-1;
-            continue;
+            *next = i + 1;
+            return i;
         }
-        wchar_t wc;
-        int len = text_decode(s + i, n - i, &wc);
-        int w = text_width(wc);
-        if (cols + w > width && i > start) {
-            // Break after the last space on this line if there is one, else here.
-            size_t end = last_space != (size_t)-1 ? last_space + 1 : i;
-            if (lines < cap) out[lines] = (struct text_span){start, end - start};
-            lines++;
-            start = end, last_space = (size_t)-1;
-            cols = text_columns(s + start, i - start);
-            continue;
+        int w;
+        const size_t len = text_cluster(s + i, n - i, &w);
+        const bool space = s[i] == ' ' && len == 1;
+        if (cols + w > width && i > 0) {
+            if (space) {
+                // Break in a run of spaces: the line ends where the run began,
+                // the next one starts after it (and after a newline ending it).
+                size_t end = prev_space ? brk : i, j = i;
+                while (j < n && s[j] == ' ') j++;
+                if (j < n && s[j] == '\n') j++;
+                if (end == 0) end = i;
+                *next = j;
+                return end;
+            }
+            if (w == 2 || prev_wide || brk == 0) {
+                *next = i;
+                return i;
+            }
+            *next = brk_next;
+            return brk;
         }
-        if (wc == ' ') last_space = i;
+        if (space) {
+            if (!prev_space) brk = i;
+            brk_next = i + 1;
+        } else if (w == 2 || prev_wide) {
+            brk = brk_next = i;
+        }
         cols += w;
-        i += (size_t)len;
+        i += len;
+        prev_space = space;
+        prev_wide = w == 2;
     }
-    if (lines < cap) out[lines] = (struct text_span){start, n - start};
-    return lines + 1;
+    *next = n;
+    return n;
+}
+
+int text_wrap(const char *s, size_t n, int width, struct text_span *out, int cap) {
+    int lines = 0;
+    size_t pos = 0;
+    for (;;) {
+        size_t next;
+        const size_t len = text_line(s + pos, n - pos, width, &next);
+        if (lines < cap) out[lines] = (struct text_span){pos, len};
+        lines++;
+        if (pos + next >= n) break;
+        pos += next;
+    }
+    if (n > 0 && s[n - 1] == '\n') {
+        if (lines < cap) out[lines] = (struct text_span){n, 0};
+        lines++;
+    }
+    return lines;
 }

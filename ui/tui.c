@@ -6,13 +6,34 @@
  */
 #define _XOPEN_SOURCE_EXTENDED 1
 #include "ui.h"
+#include "history.h"
+#include "mdview.h"
 #include "term.h"
 #include "tui.h"
 
 #include <curses.h>
 #include <locale.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+// The messages of earlier runs, for Up and Ctrl-R. A file that does not load
+// is left alone (and not written) this run.
+static void load_history(struct tui *t) {
+    t->history_path = history_default_path();
+    if (!t->history_path) return;
+    char **items, err[600];
+    int n;
+    if (!history_load(t->history_path, &items, &n, err, sizeof err)) {
+        ui_set_status(t, "%s; the history is not kept this run", err);
+        free(t->history_path);
+        t->history_path = NULL;
+        return;
+    }
+    for (int i = 0; i < n; i++) ed_history_add(&t->ed, items[i]);
+    t->ed.hist_pos = t->ed.n_hist;
+    history_free(items, n);
+}
 
 int ui_tui_run(const struct app_options *opt) {
     setlocale(LC_ALL, "");
@@ -26,8 +47,10 @@ int ui_tui_run(const struct app_options *opt) {
     }
     t.show_sessions = true;
     t.show_stats = true;
+    load_history(&t);
     ui_layout(&t);
     ui_draw(&t);
+    uint32_t event_seq = t.stats.event_seq;
     double last_draw = lb_time_s();
     for (;;) {
         if (ui_term_quit_requested()) break;
@@ -36,6 +59,14 @@ int ui_tui_run(const struct app_options *opt) {
         if (act & UI_QUIT) break;
         bool finished;
         if (app_poll(&t.app, &finished)) act |= UI_REDRAW;
+        // The engine's events (a switch done or failed, a reply cut by a full
+        // context) go to the status line, before the app's notices. Messages
+        // left out of the context are the app's notice, which names the turns.
+        if (t.stats.event_seq != event_seq) {
+            event_seq = t.stats.event_seq;
+            if (strncmp(t.stats.event, "context full: left out", 22)) ui_set_status(&t, "%s", t.stats.event);
+            act |= UI_REDRAW;
+        }
         char notice[APP_NOTICE_MAX];
         while (app_take_notice(&t.app, notice, sizeof notice)) {
             ui_set_status(&t, "%s", notice);
@@ -56,5 +87,7 @@ int ui_tui_run(const struct app_options *opt) {
     char notice[APP_NOTICE_MAX];
     while (app_take_notice(&t.app, notice, sizeof notice)) fprintf(stderr, "lowbit chat: %s\n", notice);
     ed_free(&t.ed);
+    free(t.history_path);
+    mdview_free_all(t.views, t.cap_views);
     return 0;
 }

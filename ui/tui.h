@@ -22,6 +22,7 @@ typedef enum ui_action {
 } ui_action;
 
 struct tui;
+struct mdview;
 
 struct ui_panel;
 typedef struct ui_panel_class {
@@ -46,6 +47,12 @@ struct tui {
     int scroll;                 // transcript lines above the bottom
     int help_scroll;
     bool show_sessions, show_stats;
+    bool raw_text;              // the transcript without Markdown (F7)
+    struct mdview *views;       // the transcript's messages laid out, kept across frames (mdview.h)
+    int cap_views;
+    bool interrupt_armed;       // a Ctrl-C at an empty prompt: the next one quits
+    bool ctrl_x;                // Ctrl-X pressed: Ctrl-E next edits in $EDITOR
+    char *history_path;         // the input history file; NULL: not kept
     int picker_sel;
     lb_profile_choice choices[32];
     int n_choices;
@@ -73,6 +80,8 @@ struct key_binding {
 extern const struct key_binding key_table[];
 extern const int n_key_bindings;
 ui_action ui_handle_key(struct tui *t, int key);
+// The input box's title: what Enter does now, or the history search's state.
+const char *ui_input_title(const struct tui *t, char *buf, size_t cap);
 void ui_open_picker(struct tui *t);
 
 #endif
