@@ -634,6 +634,11 @@ typedef struct lb_chat_params {
     lb_type kv_type;     // LB_TYPE_F16 (default) or LB_TYPE_F32
     int32_t n_predict;   // most tokens per reply (default 512)
     int32_t kld_every;   // measure the live KL divergence every N generated tokens; 0: off (default 16)
+    // Called on the re-quantization thread after each tensor of a profile
+    // switch, once the stats show `fraction` (for tests and tools that watch
+    // or pace a switch); NULL: none. Its return value is ignored.
+    lb_progress_fn on_switch_progress;
+    void *on_switch_user;
 } lb_chat_params;
 
 enum { LB_STATS_HISTORY = 32 };
@@ -654,6 +659,7 @@ typedef struct lb_stats {
     int32_t n_ctx_used, n_ctx;
     double prefill_tps, decode_tps; // the last (or current) reply
     int32_t prefill_tokens;       // tokens the last lb_chat_begin evaluated (the rest was reused)
+    int32_t reused_tokens;        // cached tokens it kept: the prefix shared with the previous prompt
     float decode_history[LB_STATS_HISTORY]; // decode tok/s of past replies, oldest first
     int n_history;
     char profile[32];             // active profile or type name
@@ -699,6 +705,34 @@ lb_status lb_chat_begin(lb_chat *chat, lb_chat_template t, const lb_chat_message
 // or a full context. Callable from one thread while another reads stats.
 lb_status lb_chat_step(lb_chat *chat, char *piece, size_t cap, bool *done, lb_error *err);
 void lb_chat_end(lb_chat *chat);    // the reply is over (finished or stopped); records its speed
+// The last reply's footer: the profile and bits per weight it was written
+// with, tokens, time to first token, decode speed, draft acceptance, seed.
+// kld and top1 are -1 (lb_chat_measure fills them).
+void lb_chat_reply_stats(lb_chat *chat, lb_reply_stats *out);
+// Measure `answer` as the reply to msgs (ending with user) against the
+// source precision: the prompt and the answer's tokens are fed through the
+// chat's weights and through the source weights (the live KL divergence's
+// reference, opened when first needed), and at every token of the answer the
+// two next-token distributions (temperature 1) are compared. Writes the mean
+// KL(source || chat) in nats, the top-1 agreement and the count into
+// out->kld, out->top1, out->n_measured; the rest of *out is untouched. When
+// the chat's weights are the source's, kld is 0 and top1 1 without a pass.
+// The chat's cache then holds this prompt and answer. Oldest turns are left
+// out as in lb_chat_begin when they do not fit. Not while a reply is
+// generated or a switch runs (LB_ERR_ARG).
+lb_status lb_chat_measure(lb_chat *chat, lb_chat_template t, const lb_chat_message *msgs, int n, const char *answer,
+                          lb_reply_stats *out, lb_error *err);
+// For /compare: a chat over a second copy of `chat`'s model file,
+// re-quantized to `profile` (a profile or a tensor type name) on the calling
+// thread, `progress` (may be NULL) called after each tensor. It has chat's
+// parameters without the live KL divergence, no draft, and measures
+// (lb_chat_measure) against chat's source-precision reference. Free it with
+// lb_chat_free, which frees the copy: one extra copy of the weights lives as
+// long as it does. While it exists, `chat` must not generate, switch or
+// measure at the same time as it. LB_ERR_ARG while chat switches or for an
+// unknown name.
+lb_status lb_chat_new_compare(lb_chat **out, lb_chat *chat, const char *profile, lb_progress_fn progress, void *user,
+                              lb_error *err);
 void lb_chat_reset(lb_chat *chat);  // forget the cached conversation
 
 // Re-quantize the model to a profile (lb_profile_find) or, failing that, a
