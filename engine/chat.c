@@ -405,7 +405,11 @@ void lb_chat_free(lb_chat *c) {
     pthread_mutex_destroy(&c->st_lock);
     pthread_mutex_destroy(&c->kld_mu);
     pthread_cond_destroy(&c->kld_cv);
+    const bool owned = c->owns_model;
     free(c);
+#ifdef __GLIBC__
+    if (owned) malloc_trim(0); // a compare copy's weights: give them back now (see rq_main)
+#endif
 }
 
 void lb_chat_reset(lb_chat *c) {

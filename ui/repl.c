@@ -19,6 +19,27 @@ static void print_text(const char *s, size_t n, void *u) {
     fflush(stdout);
 }
 
+// After an answer: its footer, and for a /compare both sides, on stderr.
+static void print_footers(struct app *a) {
+    lb_session *s = app_session(a);
+    const int node = a->turn_node;
+    if (node < 0 || node >= s->n_nodes || !s->nodes[node].has_stats) return;
+    char line[256];
+    const lb_session_node *b = &s->nodes[node];
+    if (a->turn_kind == TURN_COMPARE && b->compare >= 0 && s->nodes[b->compare].has_stats) {
+        const lb_session_node *x = &s->nodes[b->compare];
+        app_footer(&x->stats, true, line, sizeof line);
+        fprintf(stderr, "lowbit chat: compare: shown  %s · %.2f bpw · top-1 %.1f%%\n", line, x->stats.bpw,
+                100.0 * x->stats.top1);
+        app_footer(&b->stats, true, line, sizeof line);
+        fprintf(stderr, "lowbit chat: compare: other  %s · %.2f bpw · top-1 %.1f%%\n", line, b->stats.bpw,
+                100.0 * b->stats.top1);
+        return;
+    }
+    app_footer(&b->stats, true, line, sizeof line);
+    fprintf(stderr, "lowbit chat: [%s]\n", line);
+}
+
 static void flush_notices(struct app *a) {
     char msg[APP_NOTICE_MAX];
     while (app_take_notice(a, msg, sizeof msg)) fprintf(stderr, "lowbit chat: %s\n", msg);
@@ -81,18 +102,21 @@ int ui_repl_run(const struct app_options *opt) {
             cmd_result r = cmd_run_line(&a, buf, msg, sizeof msg);
             if (r == CMD_QUIT) break;
             if (r == CMD_HELP) print_help();
-            else if (r == CMD_PICKER) print_profiles(&a);
+            else if (r == CMD_PICKER || r == CMD_COMPARE) print_profiles(&a);
+            else if (r == CMD_INPUT) fprintf(stderr, "lowbit chat: %s  (type it with the new text)\n", msg);
             else if (*msg) fprintf(stderr, "lowbit chat: %s\n", msg);
             if (lb_chat_switching(a.chat)) wait_switch(&a);
             if (a.generating) {
                 app_wait(&a, print_text, NULL);
                 printf("\n");
                 fflush(stdout);
+                print_footers(&a);
             }
         } else if (app_send(&a, buf)) {
             app_wait(&a, print_text, NULL);
             printf("\n");
             fflush(stdout);
+            print_footers(&a);
         }
         flush_notices(&a);
     }
