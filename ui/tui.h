@@ -47,6 +47,8 @@ struct tui {
     int help_scroll;
     bool show_sessions, show_stats;
     int picker_sel;
+    bool picker_compare;        // the picker chooses a profile for /compare, not a switch
+    int sel;                    // the shown message selected (F7), -1: none
     lb_profile_choice choices[32];
     int n_choices;
     lb_stats stats;             // the snapshot panels draw from
