@@ -718,7 +718,26 @@ bool app_poll(struct app *a, bool *finished) {
     lb_status st = a->turn_status;
     char msg[512];
     snprintf(msg, sizeof msg, "%s", a->turn_err);
+    // A compare's figures for the shown answer come first: show them at once.
+    const bool a_measured = a->turn_kind == TURN_COMPARE && a->cmp_a_measured;
+    a->cmp_a_measured = false;
+    const lb_reply_stats a_stats = a->cmp_a_stats;
     pthread_mutex_unlock(&a->mu);
+    if (a_measured) {
+        lb_session_node *A = &s->nodes[a->cmp_a_node];
+        if (!A->has_stats) { // an answer from before footers: what is known now
+            lb_reply_stats r = {.spec_accept = -1};
+            lb_stats cs;
+            lb_chat_stats(a->chat, &cs);
+            snprintf(r.profile, sizeof r.profile, "%s", cs.profile);
+            r.bpw = cs.bpw;
+            lb_session_set_stats(s, a->cmp_a_node, &r);
+        }
+        A->stats.kld = a_stats.kld;
+        A->stats.top1 = a_stats.top1;
+        A->stats.n_measured = a_stats.n_measured;
+        changed = true;
+    }
     if (dropped) {
         a->ctx_first += dropped;
         app_notice(a, "the context is full: the %d oldest messages are no longer seen by the model", dropped);
@@ -729,20 +748,6 @@ bool app_poll(struct app *a, bool *finished) {
     free_turn(a);
     const int node = a->turn_node;
     if (a->have_turn_stats) lb_session_set_stats(s, node, &a->turn_stats);
-    if (a->turn_kind == TURN_COMPARE && a->cmp_a_measured) {
-        lb_session_node *A = &s->nodes[a->cmp_a_node];
-        if (!A->has_stats) { // an answer from before footers: what is known now
-            lb_reply_stats r = {.spec_accept = -1};
-            lb_stats cs;
-            lb_chat_stats(a->chat, &cs);
-            snprintf(r.profile, sizeof r.profile, "%s", cs.profile);
-            r.bpw = cs.bpw;
-            lb_session_set_stats(s, a->cmp_a_node, &r);
-        }
-        A->stats.kld = a->cmp_a_stats.kld;
-        A->stats.top1 = a->cmp_a_stats.top1;
-        A->stats.n_measured = a->cmp_a_stats.n_measured;
-    }
     if (st != LB_OK) {
         app_notice(a, "%s failed: %s", a->turn_kind == TURN_COMPARE ? "/compare" : "reply", msg);
         // An empty failed answer is not kept. It is the last node (nothing was added since).

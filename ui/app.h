@@ -84,7 +84,7 @@ struct app {
     app_compare_phase cmp_phase; // (mu)
     float cmp_progress;        // (mu) of CMP_BUILD
     lb_reply_stats cmp_a_stats; // (mu) kld/top1 of A, when cmp_a_measured
-    bool cmp_a_measured;       // (mu)
+    bool cmp_a_measured;       // (mu) until app_poll puts them into A's footer
     unsigned seed_counter;
     unsigned token_delay_us;   // $LOWBIT_TEST_TOKEN_DELAY_MS: slow replies down so tests can watch them stream
     unsigned switch_delay_us;  // $LOWBIT_TEST_SWITCH_DELAY_MS: the same, per matrix of a profile switch

@@ -274,7 +274,7 @@ static void compare_side(struct tui *t, struct pool *pool, struct side *sd, cons
     if (r->kld >= 0)
         side_text(sd, pool_printf(pool, "KL %.4f nats · top-1 %.1f%% (%d tok)", r->kld, 100.0 * r->top1,
                                   (int)r->n_measured), width, A_DIM);
-    else if (other && ph == CMP_MEASURE_B)
+    else if ((other && ph == CMP_MEASURE_B) || (!other && ph == CMP_MEASURE_A))
         side_text(sd, "KL measuring against the source ...", width, A_DIM);
     else
         side_text(sd, "KL not measured", width, A_DIM);
@@ -453,8 +453,8 @@ static ui_action transcript_key(const struct ui_panel *p, struct tui *t, int key
     case UI_KEY_ESC: case 'q': case UI_FKEY | KEY_F(7):
         t->sel = -1;
         return UI_REDRAW;
-    default:
-        return key & UI_FKEY ? UI_IGNORED : UI_NONE;
+    default: // function and control keys (F1, Ctrl-L, Ctrl-D) still work; text is not typed
+        return key & UI_FKEY || key < 0x20 ? UI_IGNORED : UI_NONE;
     }
 }
 

@@ -63,18 +63,25 @@ static void print_profiles(struct app *a) {
 }
 
 // A profile switch runs in the background; a script expects it done when the
-// command returns.
-static void wait_switch(struct app *a) {
+// command returns, and told how it went (the event), even when it was over
+// before anyone looked.
+static uint32_t event_seq(struct app *a) {
+    lb_stats st;
+    lb_chat_stats(a->chat, &st);
+    return st.event_seq;
+}
+
+static void wait_switch(struct app *a, uint32_t seq_before) {
     while (lb_chat_switching(a->chat)) usleep(20000);
     lb_stats st;
     lb_chat_stats(a->chat, &st);
-    fprintf(stderr, "lowbit chat: %s\n", st.event);
+    if (st.event_seq != seq_before) fprintf(stderr, "lowbit chat: %s\n", st.event);
 }
 
 int ui_repl_run(const struct app_options *opt) {
     struct app a;
     if (!app_open(&a, opt)) return 1;
-    if (lb_chat_switching(a.chat)) wait_switch(&a);
+    if (lb_chat_switching(a.chat)) wait_switch(&a, 0);
     flush_notices(&a);
     char *line = NULL, *buf = NULL;
     size_t cap = 0, len = 0;
@@ -99,13 +106,14 @@ int ui_repl_run(const struct app_options *opt) {
         if (!*buf) continue;
         if (buf[0] == '/') {
             char msg[1024];
+            const uint32_t seq = event_seq(&a);
             cmd_result r = cmd_run_line(&a, buf, msg, sizeof msg);
             if (r == CMD_QUIT) break;
             if (r == CMD_HELP) print_help();
             else if (r == CMD_PICKER || r == CMD_COMPARE) print_profiles(&a);
             else if (r == CMD_INPUT) fprintf(stderr, "lowbit chat: %s  (type it with the new text)\n", msg);
             else if (*msg) fprintf(stderr, "lowbit chat: %s\n", msg);
-            if (lb_chat_switching(a.chat)) wait_switch(&a);
+            if (!strncmp(buf, "/profile ", 9) || lb_chat_switching(a.chat)) wait_switch(&a, seq);
             if (a.generating) {
                 app_wait(&a, print_text, NULL);
                 printf("\n");
