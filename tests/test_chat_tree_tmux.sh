@@ -111,6 +111,7 @@ T send-keys -t chat F8
 check "F8 opens the compare picker" wait_for "compare with - Enter" 5
 T send-keys -t chat Escape; sleep 0.3 # Esc and the next key at once read as Alt-key
 check "Esc closes it" wait_gone "compare with - Enter" 5
+T send-keys -t chat F2 # the session list off: wider columns
 T send-keys -t chat "/compare q4_0" Enter
 check "the copy is built with a progress bar" wait_for "building the copy [" 10
 check "compare finishes" idle
@@ -124,9 +125,16 @@ kl_src=$(echo "$kl" | awk '{print $1}') kl_q4=$(echo "$kl" | awk '{print $2}')
 check "compare: the source's KL is 0" test "$kl_src" = "0.0000"
 check "compare: q4_0's KL is above 0 ($kl_q4)" awk -v k="$kl_q4" 'BEGIN { exit !(k + 0 > 0) }'
 check "compare: top-1 agreement shown" shows "top-1 "
+check "compare: the status line sums it up" shows "compared: f32 KL 0.0000 nats"
 check "compare answer is a third sibling" shows "lowbit #4  <2/3>"
 echo "  the compare view:"; screen | sed "s/^/  | /"
-[ -n "${LOWBIT_CAPTURE:-}" ] && screen > "$LOWBIT_CAPTURE"
+if [ -n "${LOWBIT_CAPTURE:-}" ]; then # the README's picture: 24 rows hold it all
+    T resize-window -t chat -x 124 -y 24
+    sleep 0.5
+    T send-keys -t chat C-l
+    sleep 0.5
+    screen > "$LOWBIT_CAPTURE"
+fi
 
 # Narrow terminal: one above the other.
 T resize-window -t chat -x 90 -y 40

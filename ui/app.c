@@ -748,6 +748,14 @@ bool app_poll(struct app *a, bool *finished) {
     free_turn(a);
     const int node = a->turn_node;
     if (a->have_turn_stats) lb_session_set_stats(s, node, &a->turn_stats);
+    if (a->turn_kind == TURN_COMPARE && st == LB_OK && a->have_turn_stats && a->turn_stats.kld >= 0) {
+        const lb_reply_stats *b = &a->turn_stats, *x = &s->nodes[a->cmp_a_node].stats;
+        if (s->nodes[a->cmp_a_node].has_stats && x->kld >= 0)
+            app_notice(a, "compared: %s KL %.4f nats, top-1 %.1f%%; %s KL %.4f nats, top-1 %.1f%%", x->profile, x->kld,
+                       100.0 * x->top1, b->profile, b->kld, 100.0 * b->top1);
+        else
+            app_notice(a, "compared: %s KL %.4f nats, top-1 %.1f%%", b->profile, b->kld, 100.0 * b->top1);
+    }
     if (st != LB_OK) {
         app_notice(a, "%s failed: %s", a->turn_kind == TURN_COMPARE ? "/compare" : "reply", msg);
         // An empty failed answer is not kept. It is the last node (nothing was added since).
