@@ -115,9 +115,12 @@ struct lb_chat {
     char draft_name[64];
 
     // A /compare chat (lb_chat_new_compare) owns its model copy and measures
-    // against its parent's reference model.
+    // against its parent's reference model, which it holds (ref_acquire) for
+    // as long as it lives: the parent's KL thread stays idle meanwhile, so no
+    // two forward passes of the two chats run at once.
     bool owns_model;
     lb_chat *ref_owner;
+    bool lent;                  // (a parent) a compare chat holds the reference
 };
 
 lb_chat_params lb_chat_default_params(void) {
@@ -305,6 +308,8 @@ static void kld_post(lb_chat *c) {
 
 // --- lifecycle --------------------------------------------------------------------
 
+static void ref_release(lb_chat *r);
+
 static bool reserve_tokens(lb_chat *c, int n) {
     if (n <= c->cap_tok) return true;
     int cap = c->cap_tok ? c->cap_tok : 256;
@@ -376,6 +381,10 @@ lb_status lb_chat_new(lb_chat **out, lb_model *model, const lb_chat_params *para
 void lb_chat_free(lb_chat *c) {
     if (!c) return;
     if (c->rq_started) pthread_join(c->rq_thread, NULL);
+    if (c->ref_owner) { // a compare chat gives its parent's reference back
+        c->ref_owner->lent = false;
+        ref_release(c->ref_owner);
+    }
     if (c->kld_started) {
         pthread_mutex_lock(&c->kld_mu);
         c->kld_quit = true;
@@ -1145,6 +1154,7 @@ lb_status lb_chat_measure(lb_chat *c, lb_chat_template t, const lb_chat_message 
     if (lb_chat_switching(c)) return lb_fail(err, LB_ERR_ARG, "measure: a profile switch is running");
     if (c->ref_owner && lb_chat_switching(c->ref_owner))
         return lb_fail(err, LB_ERR_ARG, "measure: the reference's chat is switching profile");
+    if (c->lent) return lb_fail(err, LB_ERR_ARG, "measure: a compare chat holds the reference; free it first");
     const lb_hparams *hp = lb_model_hparams(c->model);
     const char *bos = hp->bos_id >= 0 ? lb_token_piece(c->model, hp->bos_id) : "";
     const char *eos = hp->eos_id >= 0 ? lb_token_piece(c->model, hp->eos_id) : "";
@@ -1233,8 +1243,10 @@ lb_status lb_chat_measure(lb_chat *c, lb_chat_template t, const lb_chat_message 
         st = lb_fail(err, LB_ERR_NOMEM, "measure: out of memory");
         goto done;
     }
-    ref_acquire(r);
-    holding_ref = true;
+    if (!c->ref_owner) { // a compare chat holds its parent's reference already
+        ref_acquire(r);
+        holding_ref = true;
+    }
     if (!r->ref_model && (st = ref_open(r, err)) != LB_OK) goto done;
     if (!r->ref_logits) {
         st = lb_fail(err, LB_ERR_NOMEM, "measure: out of memory");
@@ -1352,7 +1364,9 @@ lb_status lb_chat_new_compare(lb_chat **out, lb_chat *chat, const char *profile,
         return st;
     }
     c->owns_model = true;
+    ref_acquire(chat); // waits for a sample in progress on chat's KL thread
     c->ref_owner = chat;
+    chat->lent = true;
     pthread_mutex_lock(&c->st_lock);
     snprintf(c->st.profile, sizeof c->st.profile, "%s", profile);
     c->st.weight_error = at_source(m) ? 0 : -1; // not computed for a copy: lb_chat_measure gives the error that matters

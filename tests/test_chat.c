@@ -431,6 +431,8 @@ static void test_footer_measure_compare(void **state) {
     // Measuring A under q4_0 through the compare chat, and through the parent switched to q4_0.
     lb_reply_stats via_copy = ra, via_parent = ra;
     assert_int_equal(lb_chat_measure(q4, LB_CHAT_RAW, msgs, 1, a, &via_copy, &err), LB_OK);
+    // The compare chat holds the parent's reference while it lives.
+    assert_int_equal(lb_chat_measure(c, LB_CHAT_RAW, msgs, 1, a, &via_parent, &err), LB_ERR_ARG);
     lb_chat_free(q4);
     assert_int_equal(lb_chat_switch(c, "q4_0", &err), LB_OK);
     wait_switch(c);

@@ -237,6 +237,10 @@ bool app_delete_session(struct app *a, int index) {
 
 bool app_switch_profile(struct app *a, const char *name) {
     lb_error err = {0};
+    if (a->generating && a->turn_kind == TURN_COMPARE) { // the compare reads these weights and their reference
+        app_notice(a, "a /compare is running: wait for it or press Esc");
+        return false;
+    }
     if (lb_chat_switch(a->chat, name, &err) != LB_OK) {
         app_notice(a, "%s", err.msg);
         return false;
@@ -800,8 +804,15 @@ bool app_export(struct app *a, const char *path) {
     fprintf(f, "# %s\n\n", s->name);
     fprintf(f, "_template %s, profile %s_\n\n", lb_chat_template_name(app_template(a)), app_profile(a));
     if (*s->system) fprintf(f, "**System:** %s\n\n", s->system);
-    for (int i = 0; i < s->n_msgs; i++)
+    for (int i = 0; i < s->n_msgs; i++) {
         fprintf(f, "**%s:** %s\n\n", strcmp(s->msgs[i].role, "user") ? "Assistant" : "You", s->msgs[i].content);
+        const lb_session_node *d = &s->nodes[s->path[i]];
+        if (d->has_stats) {
+            char foot[256];
+            app_footer(&d->stats, true, foot, sizeof foot);
+            fprintf(f, "_%s_\n\n", foot);
+        }
+    }
     bool ok = fclose(f) == 0;
     if (ok) app_notice(a, "exported to %s", path);
     return ok;
