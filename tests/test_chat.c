@@ -458,6 +458,47 @@ static void test_footer_measure_compare(void **state) {
     lb_model_free(m);
 }
 
+// lb_chat_measure with a draft set: the same figures as without one, and
+// the speculative state is left holding the measured turn, so that the next
+// greedy turn is token for token the one plain decoding gives.
+static void test_measure_with_draft(void **state) {
+    lb_model *m[2];
+    lb_chat *c[2];
+    char *next[2];
+    lb_reply_stats r[2];
+    lb_error err = {0};
+    lb_chat_params p = lb_chat_default_params();
+    p.n_predict = 24;
+    p.kld_every = 0;
+    const char *answer = ", there was a little girl named Lily. She liked to play.";
+    for (int with = 0; with < 2; with++) {
+        if (!(m[with] = open_model())) skip();
+        assert_int_equal(lb_chat_new(&c[with], m[with], &p, &err), LB_OK);
+        assert_int_equal(lb_chat_switch(c[with], "q4_0", &err), LB_OK);
+        wait_switch(c[with]);
+        if (with) assert_int_equal(lb_chat_set_draft(c[with], NULL, NULL, "q8_0", &err), LB_OK);
+        lb_chat_message msgs[3] = {{"user", "Once upon a time"}, {"assistant", answer}, {"user", " The dog"}};
+        free(reply(c[with], LB_CHAT_RAW, msgs, 1, NULL)); // something else in the cache first
+        r[with] = (lb_reply_stats){0};
+        assert_int_equal(lb_chat_measure(c[with], LB_CHAT_RAW, msgs, 1, answer, &r[with], &err), LB_OK);
+        next[with] = reply(c[with], LB_CHAT_RAW, msgs, 3, NULL);
+        lb_stats st;
+        lb_chat_stats(c[with], &st);
+        assert_true(st.reused_tokens > 0); // the measured turn was kept
+    }
+    printf("KL %.6f / %.6f over %d / %d; next turn '%s'\n", r[0].kld, r[1].kld, r[0].n_measured, r[1].n_measured,
+           next[0]);
+    assert_true(r[0].kld > 0);
+    assert_int_equal(r[0].n_measured, r[1].n_measured);
+    assert_true(fabs(r[0].kld - r[1].kld) < 1e-4 * (1 + r[0].kld));
+    assert_string_equal(next[1], next[0]);
+    for (int i = 0; i < 2; i++) {
+        free(next[i]);
+        lb_chat_free(c[i]);
+        lb_model_free(m[i]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_draft_greedy_identical),
@@ -467,6 +508,7 @@ int main(void) {
         cmocka_unit_test(test_branch_switch_prefills_only_the_tail),
         cmocka_unit_test(test_switch_progress_sequence),
         cmocka_unit_test(test_footer_measure_compare),
+        cmocka_unit_test(test_measure_with_draft),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
