@@ -28,12 +28,12 @@ static void print_footers(struct app *a) {
     const lb_session_node *b = &s->nodes[node];
     if (a->turn_kind == TURN_COMPARE && b->compare >= 0 && s->nodes[b->compare].has_stats) {
         const lb_session_node *x = &s->nodes[b->compare];
-        app_footer(&x->stats, true, line, sizeof line);
-        fprintf(stderr, "lowbit chat: compare: shown  %s · %.2f bpw · top-1 %.1f%%\n", line, x->stats.bpw,
-                100.0 * x->stats.top1);
-        app_footer(&b->stats, true, line, sizeof line);
-        fprintf(stderr, "lowbit chat: compare: other  %s · %.2f bpw · top-1 %.1f%%\n", line, b->stats.bpw,
-                100.0 * b->stats.top1);
+        const lb_session_node *sides[2] = {x, b};
+        for (int i = 0; i < 2; i++) {
+            app_footer(&sides[i]->stats, false, line, sizeof line);
+            fprintf(stderr, "lowbit chat: compare: %s  %s (%.2f bpw) · %s · top-1 %.1f%%\n", i ? "other" : "shown",
+                    sides[i]->stats.profile, sides[i]->stats.bpw, line, 100.0 * sides[i]->stats.top1);
+        }
         return;
     }
     app_footer(&b->stats, true, line, sizeof line);
