@@ -827,11 +827,13 @@ static void *rq_main(void *arg) {
         c->rq_holds_lock = false;
         pthread_mutex_unlock(&c->lock);
     }
+    // The event is written before `switching` clears: whoever waits for the
+    // switch to end then finds its outcome.
     if (st != LB_OK) {
+        set_event(c, "switch to %s failed: %s", c->st.switch_to, err.msg);
         pthread_mutex_lock(&c->st_lock);
         c->st.switching = false;
         pthread_mutex_unlock(&c->st_lock);
-        set_event(c, "switch to %s failed: %s", c->st.switch_to, err.msg);
         return NULL;
     }
     const double error = weight_error(c->model);
@@ -853,10 +855,11 @@ static void *rq_main(void *arg) {
     fill_side(c, &c->st.after);
     c->st.after.decode_tps = 0;
     c->st.have_switch = true;
+    snprintf(c->st.event, sizeof c->st.event, "switched to %s in %.1f s (cache recomputed in %.2f s)",
+             c->st.switch_to, lb_time_s() - c->rq_t0, recompute_s);
+    c->st.event_seq++;
     c->st.switching = false;
     pthread_mutex_unlock(&c->st_lock);
-    set_event(c, "switched to %s in %.1f s (cache recomputed in %.2f s)", c->st.switch_to,
-              lb_time_s() - c->rq_t0, recompute_s);
     return NULL;
 }
 
@@ -1152,6 +1155,10 @@ lb_status lb_chat_measure(lb_chat *c, lb_chat_template t, const lb_chat_message 
                           lb_reply_stats *out, lb_error *err) {
     if (n < 1 || !answer) return lb_fail(err, LB_ERR_ARG, "measure: no message or no answer");
     if (lb_chat_switching(c)) return lb_fail(err, LB_ERR_ARG, "measure: a profile switch is running");
+    pthread_mutex_lock(&c->st_lock);
+    const bool generating = c->st.generating;
+    pthread_mutex_unlock(&c->st_lock);
+    if (generating) return lb_fail(err, LB_ERR_ARG, "measure: a reply is being generated (lb_chat_end first)");
     if (c->ref_owner && lb_chat_switching(c->ref_owner))
         return lb_fail(err, LB_ERR_ARG, "measure: the reference's chat is switching profile");
     if (c->lent) return lb_fail(err, LB_ERR_ARG, "measure: a compare chat holds the reference; free it first");

@@ -75,5 +75,11 @@ kl=$(grep 'compare: other' "$tmp/err" | grep -o 'KL [0-9.]*' | cut -d' ' -f2)
 check "/compare: q4_0's KL is above 0 (${kl:-?})" awk -v k="${kl:-0}" 'BEGIN { exit !(k > 0) }'
 check "/compare: the source's KL is 0" grep -q 'compare: shown .*KL 0.0000' "$tmp/err"
 
+# A message longer than any fixed buffer survives /edit both ways.
+long=$(printf 'the %.0s' $(seq 1200))
+printf 'Hi\n/edit 1 %s\n/edit 1\n' "$long" | chat "$tmp/l"
+got=$(grep -o '/edit 1 the the.*(type it' "$tmp/err" | wc -c)
+check "a 4800-character message edited and offered back whole ($got bytes)" test "$got" -gt 4800
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -379,6 +379,8 @@ void app_close(struct app *a) {
     free(a->paths);
     free(a->dir);
     free(a->pending);
+    free(a->input);
+    a->input = NULL;
     free_turn(a);
     lb_chat_free(a->chat);
     lb_model_free(a->model);

@@ -90,6 +90,8 @@ struct app {
     unsigned switch_delay_us;  // $LOWBIT_TEST_SWITCH_DELAY_MS: the same, per matrix of a profile switch
     char draft_on[4096], draft_profile_on[64]; // the draft set in the chat now (session fields' values)
 
+    char *input;               // text a command (CMD_INPUT) offers for the input box; the front end takes it
+
     // Messages for the user ("saved", "session file X was damaged ..."),
     // appended by the app and drained by the front end.
     char notices[8][APP_NOTICE_MAX];

@@ -266,8 +266,10 @@ static cmd_result c_edit(struct app *a, const char *arg, char *msg, size_t cap) 
         return CMD_ERROR;
     }
     if (!*text) {
-        snprintf(msg, cap, "/edit %d %s", i + 1, s->msgs[i].content);
-        return CMD_INPUT;
+        free(a->input);
+        if (asprintf(&a->input, "/edit %d %s", i + 1, s->msgs[i].content) < 0) a->input = NULL;
+        snprintf(msg, cap, "message %d to edit", i + 1);
+        return a->input ? CMD_INPUT : CMD_ERROR;
     }
     if (!app_edit(a, i, text)) {
         app_take_notice(a, msg, cap);
@@ -383,12 +385,19 @@ cmd_result cmd_run_line(struct app *a, const char *line, char *msg, size_t cap) 
     size_t n = strcspn(line, " \t");
     const char *arg = line + n;
     while (*arg == ' ' || *arg == '\t') arg++;
-    char argbuf[4096];
-    snprintf(argbuf, sizeof argbuf, "%s", arg);
+    char *argbuf = strdup(arg); // whole: /edit carries a message of any length
+    if (!argbuf) {
+        snprintf(msg, cap, "out of memory");
+        return CMD_ERROR;
+    }
     for (size_t k = strlen(argbuf); k > 0 && (argbuf[k - 1] == ' ' || argbuf[k - 1] == '\n'); k--) argbuf[k - 1] = 0;
     for (int i = 0; i < n_commands; i++)
-        if (strlen(commands[i].name) == n && !strncmp(commands[i].name, line, n))
-            return commands[i].run(a, argbuf, msg, cap);
+        if (strlen(commands[i].name) == n && !strncmp(commands[i].name, line, n)) {
+            cmd_result r = commands[i].run(a, argbuf, msg, cap);
+            free(argbuf);
+            return r;
+        }
+    free(argbuf);
     snprintf(msg, cap, "unknown command '%.*s' (/help lists them)", (int)(n > 60 ? 60 : n), line);
     return CMD_ERROR;
 }

@@ -133,7 +133,9 @@ static ui_action run_command(struct tui *t, const char *line) {
     case CMD_PICKER: return k_picker(t, 0);
     case CMD_COMPARE: return k_compare(t, 0);
     case CMD_INPUT:
-        ed_set(&t->ed, msg);
+        ed_set(&t->ed, t->app.input ? t->app.input : "");
+        free(t->app.input);
+        t->app.input = NULL;
         return UI_RELAYOUT;
     default: break;
     }

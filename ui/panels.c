@@ -242,9 +242,8 @@ static void side_text(struct side *sd, const char *s, int width, int attr) {
 static void compare_side(struct tui *t, struct pool *pool, struct side *sd, const lb_session_node *d, bool other,
                          int width) {
     const lb_reply_stats *r = &d->stats;
-    const app_compare_phase ph = t->app.generating ? app_compare_state(&t->app, NULL) : CMP_NONE;
     float progress = 0;
-    app_compare_state(&t->app, &progress);
+    const app_compare_phase ph = app_compare_state(&t->app, &progress);
     const char *name = d->has_stats ? r->profile : other ? t->app.cmp_profile : "?";
     if (d->has_stats) side_text(sd, pool_printf(pool, "%s · %.2f bpw", name, r->bpw), width, COLOR_PAIR(1) | A_BOLD);
     else side_text(sd, pool_printf(pool, "%s", name), width, COLOR_PAIR(1) | A_BOLD);
@@ -404,7 +403,6 @@ static ui_action transcript_key(const struct ui_panel *p, struct tui *t, int key
     if (t->sel >= s->n_msgs) t->sel = s->n_msgs - 1;
     const int i = t->sel;
     const bool user = !strcmp(s->msgs[i].role, "user");
-    char msg[APP_NOTICE_MAX];
     switch (key) {
     case UI_FKEY | KEY_UP: case 'k':
         if (t->sel > 0) t->sel--;
@@ -426,8 +424,10 @@ static ui_action transcript_key(const struct ui_panel *p, struct tui *t, int key
             ui_set_status(t, "e edits your messages; r regenerates an answer");
             return UI_REDRAW;
         }
-        snprintf(msg, sizeof msg, "/edit %d %s", i + 1, s->msgs[i].content);
-        ed_set(&t->ed, msg);
+        char *line;
+        if (asprintf(&line, "/edit %d %s", i + 1, s->msgs[i].content) < 0) return UI_NONE;
+        ed_set(&t->ed, line);
+        free(line);
         t->sel = -1;
         ui_set_status(t, "change the text; Enter answers it as a new branch (the old one stays)");
         return UI_RELAYOUT;

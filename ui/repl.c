@@ -81,7 +81,7 @@ static void wait_switch(struct app *a, uint32_t seq_before) {
 int ui_repl_run(const struct app_options *opt) {
     struct app a;
     if (!app_open(&a, opt)) return 1;
-    if (lb_chat_switching(a.chat)) wait_switch(&a, 0);
+    wait_switch(&a, 0); // --profile or the session's profile, started by app_open
     flush_notices(&a);
     char *line = NULL, *buf = NULL;
     size_t cap = 0, len = 0;
@@ -111,7 +111,11 @@ int ui_repl_run(const struct app_options *opt) {
             if (r == CMD_QUIT) break;
             if (r == CMD_HELP) print_help();
             else if (r == CMD_PICKER || r == CMD_COMPARE) print_profiles(&a);
-            else if (r == CMD_INPUT) fprintf(stderr, "lowbit chat: %s  (type it with the new text)\n", msg);
+            else if (r == CMD_INPUT) {
+                fprintf(stderr, "lowbit chat: %s  (type it with the new text)\n", a.input ? a.input : "");
+                free(a.input);
+                a.input = NULL;
+            }
             else if (*msg) fprintf(stderr, "lowbit chat: %s\n", msg);
             if (!strncmp(buf, "/profile ", 9) || lb_chat_switching(a.chat)) wait_switch(&a, seq);
             if (a.generating) {
