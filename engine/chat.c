@@ -25,6 +25,12 @@
  * step's tokens are handed out one lb_chat_step at a time from spec_buf. The
  * chat's tok[] keeps exactly what plain decoding would hold, so the next
  * turn's prompt, and with it greedy output, is the same with or without a draft.
+ *
+ * Answers (the last section): each reply's footer figures, lb_chat_measure
+ * (an answer teacher-forced through these weights and the source-precision
+ * reference of the live KL divergence, compared at every token) and /compare
+ * chats, which run on a re-quantized copy of the model file and borrow their
+ * parent's reference for as long as they live.
  */
 #include "internal.h"
 #include "model.h"
