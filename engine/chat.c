@@ -25,6 +25,12 @@
  * step's tokens are handed out one lb_chat_step at a time from spec_buf. The
  * chat's tok[] keeps exactly what plain decoding would hold, so the next
  * turn's prompt, and with it greedy output, is the same with or without a draft.
+ *
+ * Answers (the last section): each reply's footer figures, lb_chat_measure
+ * (an answer teacher-forced through these weights and the source-precision
+ * reference of the live KL divergence, compared at every token) and /compare
+ * chats, which run on a re-quantized copy of the model file and borrow their
+ * parent's reference for as long as they live.
  */
 #include "internal.h"
 #include "model.h"
@@ -38,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct kld_job {
     int32_t *tokens;   // the cache's tokens when the sample was taken
@@ -70,6 +77,12 @@ struct lb_chat {
     bool done;
     double decode_s;
     int n_decoded;
+    // The reply's footer (lb_chat_reply_stats).
+    double t_begin, ttft;       // ttft < 0 until the first lb_chat_step
+    uint64_t seed;
+    char reply_profile[32];
+    double reply_bpw;
+    int64_t spec_drafted0, spec_accepted0; // the draft's counters when the reply began
 
     pthread_mutex_t lock;       // forward passes and weight swaps
     pthread_mutex_t st_lock;    // `st` and the fields marked below
@@ -106,6 +119,14 @@ struct lb_chat {
     int32_t spec_buf[LB_SPECULATIVE_MAX_DRAFT + 1];
     int spec_i, spec_n;         // spec_buf[spec_i..spec_n): generated, not yet handed out
     char draft_name[64];
+
+    // A /compare chat (lb_chat_new_compare) owns its model copy and measures
+    // against its parent's reference model, which it holds (ref_acquire) for
+    // as long as it lives: the parent's KL thread stays idle meanwhile, so no
+    // two forward passes of the two chats run at once.
+    bool owns_model;
+    lb_chat *ref_owner;
+    bool lent;                  // (a parent) a compare chat holds the reference
 };
 
 lb_chat_params lb_chat_default_params(void) {
@@ -174,22 +195,33 @@ void lb_chat_stats(lb_chat *c, lb_stats *out) {
 // the two next-token distributions at temperature 1. A sample posted while one
 // is running is skipped, so the cost never backs up into generation.
 
+// Open the reference: the model file again (its weights as the file has
+// them, the source precision) and a context as long as the chat's. Called by
+// whoever holds the reference (the KL thread, or lb_chat_measure with the
+// thread kept idle).
+static lb_status ref_open(lb_chat *c, lb_error *err) {
+    if (c->ref_model) return LB_OK;
+    lb_context_params cp = lb_context_default_params();
+    cp.n_ctx = lb_context_n_ctx(c->ctx);
+    cp.n_threads = 1; // background work: leave the cores to generation
+    lb_status st = lb_model_open(&c->ref_model, lb_model_path(c->model), NULL, err);
+    if (st == LB_OK) st = lb_context_new(&c->ref_ctx, c->ref_model, &cp, err);
+    if (st != LB_OK) {
+        lb_model_free(c->ref_model);
+        c->ref_model = NULL;
+        return st;
+    }
+    c->ref_logits = malloc((size_t)c->n_vocab * sizeof *c->ref_logits);
+    return LB_OK;
+}
+
 static void kld_measure(lb_chat *c, struct kld_job *job) {
     lb_error err = {0};
     const double t0 = lb_time_s();
-    if (!c->ref_model) {
-        lb_context_params cp = lb_context_default_params();
-        cp.n_ctx = lb_context_n_ctx(c->ctx);
-        cp.n_threads = 1; // background work: leave the cores to generation
-        if (lb_model_open(&c->ref_model, lb_model_path(c->model), NULL, &err) != LB_OK ||
-            lb_context_new(&c->ref_ctx, c->ref_model, &cp, &err) != LB_OK) {
-            set_event(c, "live KL divergence off: %s", err.msg);
-            lb_model_free(c->ref_model);
-            c->ref_model = NULL;
-            c->p.kld_every = 0;
-            return;
-        }
-        c->ref_logits = malloc((size_t)c->n_vocab * sizeof *c->ref_logits);
+    if (!c->ref_model && ref_open(c, &err) != LB_OK) {
+        set_event(c, "live KL divergence off: %s", err.msg);
+        c->p.kld_every = 0;
+        return;
     }
     if (!c->ref_logits) return; // out of memory: skip this sample
     if (job->n > c->ref_cap) {
@@ -282,6 +314,8 @@ static void kld_post(lb_chat *c) {
 
 // --- lifecycle --------------------------------------------------------------------
 
+static void ref_release(lb_chat *r);
+
 static bool reserve_tokens(lb_chat *c, int n) {
     if (n <= c->cap_tok) return true;
     int cap = c->cap_tok ? c->cap_tok : 256;
@@ -353,6 +387,10 @@ lb_status lb_chat_new(lb_chat **out, lb_model *model, const lb_chat_params *para
 void lb_chat_free(lb_chat *c) {
     if (!c) return;
     if (c->rq_started) pthread_join(c->rq_thread, NULL);
+    if (c->ref_owner) { // a compare chat gives its parent's reference back
+        c->ref_owner->lent = false;
+        ref_release(c->ref_owner);
+    }
     if (c->kld_started) {
         pthread_mutex_lock(&c->kld_mu);
         c->kld_quit = true;
@@ -372,6 +410,7 @@ void lb_chat_free(lb_chat *c) {
     lb_context_free(c->draft_ctx);
     lb_model_free(c->draft_model);
     lb_context_free(c->ctx);
+    if (c->owns_model) lb_model_free(c->model);
     free(c->logits);
     free(c->tok);
     free(c->tok_end);
@@ -381,7 +420,11 @@ void lb_chat_free(lb_chat *c) {
     pthread_mutex_destroy(&c->st_lock);
     pthread_mutex_destroy(&c->kld_mu);
     pthread_cond_destroy(&c->kld_cv);
+    const bool owned = c->owns_model;
     free(c);
+#ifdef __GLIBC__
+    if (owned) malloc_trim(0); // a compare copy's weights: give them back now (see rq_main)
+#endif
 }
 
 void lb_chat_reset(lb_chat *c) {
@@ -408,6 +451,7 @@ static char *render(lb_chat_template t, const lb_chat_message *msgs, int n, cons
 
 lb_status lb_chat_begin(lb_chat *c, lb_chat_template t, const lb_chat_message *msgs, int n,
                         const lb_sampler_params *sampling, int *n_dropped, lb_error *err) {
+    const double t_begin = lb_time_s();
     const lb_hparams *hp = lb_model_hparams(c->model);
     const char *bos = hp->bos_id >= 0 ? lb_token_piece(c->model, hp->bos_id) : "";
     const char *eos = hp->eos_id >= 0 ? lb_token_piece(c->model, hp->eos_id) : "";
@@ -512,7 +556,18 @@ lb_status lb_chat_begin(lb_chat *c, lb_chat_template t, const lb_chat_message *m
     c->done = !c->have_logits;
     c->decode_s = 0;
     c->n_decoded = 0;
+    c->t_begin = t_begin;
+    c->ttft = -1;
+    c->seed = sampling ? sampling->seed : lb_sampler_default_params().seed;
+    if (c->spec) {
+        const lb_speculative_stats ss = lb_speculative_get_stats(c->spec);
+        c->spec_drafted0 = ss.n_drafted;
+        c->spec_accepted0 = ss.n_accepted;
+    }
     pthread_mutex_lock(&c->st_lock);
+    snprintf(c->reply_profile, sizeof c->reply_profile, "%s", c->st.profile);
+    c->reply_bpw = c->st.bpw;
+    c->st.reused_tokens = keep;
     c->st.generating = true;
     c->st.reply_tokens = 0;
     c->st.prefill_tps = prefill_s > 0 && n_ids > 0 ? n_ids / prefill_s : 0;
@@ -651,6 +706,7 @@ lb_status lb_chat_step(lb_chat *c, char *piece, size_t cap, bool *done, lb_error
     if (c->done) upto = c->reply_len;
     emit(c, upto, piece, cap);
     *done = c->done && c->emitted >= c->reply_len;
+    if (c->ttft < 0) c->ttft = lb_time_s() - c->t_begin;
 
     pthread_mutex_lock(&c->st_lock);
     c->st.reply_tokens = c->reply_tokens;
@@ -730,6 +786,8 @@ static bool rq_progress(float fraction, void *user) {
     pthread_mutex_lock(&c->st_lock);
     c->st.switch_progress = fraction;
     pthread_mutex_unlock(&c->st_lock);
+    // Before taking the lock below: a slow observer must not stall replies.
+    if (c->p.on_switch_progress) c->p.on_switch_progress(fraction, c->p.on_switch_user);
     // lb_model_requantize commits the new weights right after its last progress
     // call. Take the forward lock here so that no forward pass runs during the
     // commit; rq_main releases it after recomputing the cache.
@@ -775,11 +833,13 @@ static void *rq_main(void *arg) {
         c->rq_holds_lock = false;
         pthread_mutex_unlock(&c->lock);
     }
+    // The event is written before `switching` clears: whoever waits for the
+    // switch to end then finds its outcome.
     if (st != LB_OK) {
+        set_event(c, "switch to %s failed: %s", c->st.switch_to, err.msg);
         pthread_mutex_lock(&c->st_lock);
         c->st.switching = false;
         pthread_mutex_unlock(&c->st_lock);
-        set_event(c, "switch to %s failed: %s", c->st.switch_to, err.msg);
         return NULL;
     }
     const double error = weight_error(c->model);
@@ -801,10 +861,11 @@ static void *rq_main(void *arg) {
     fill_side(c, &c->st.after);
     c->st.after.decode_tps = 0;
     c->st.have_switch = true;
+    snprintf(c->st.event, sizeof c->st.event, "switched to %s in %.1f s (cache recomputed in %.2f s)",
+             c->st.switch_to, lb_time_s() - c->rq_t0, recompute_s);
+    c->st.event_seq++;
     c->st.switching = false;
     pthread_mutex_unlock(&c->st_lock);
-    set_event(c, "switched to %s in %.1f s (cache recomputed in %.2f s)", c->st.switch_to,
-              lb_time_s() - c->rq_t0, recompute_s);
     return NULL;
 }
 
@@ -876,23 +937,25 @@ static void restore_cache(lb_chat *c, bool had_spec) {
     }
 }
 
-// Open the draft: `path` (NULL: the chat's model file) re-quantized to `profile` when given.
-static lb_status open_draft(lb_chat *c, const char *path, const char *tokenizer, const char *profile,
-                            lb_model **out, lb_error *err) {
+// Open a second model: `path` (NULL: the chat's model file) re-quantized to
+// `profile` when given, reporting to `progress`. `what` opens error messages.
+static lb_status open_requantized(lb_chat *c, const char *what, const char *path, const char *tokenizer,
+                                  const char *profile, lb_progress_fn progress, void *user, lb_model **out,
+                                  lb_error *err) {
     lb_model_params mp = {.tokenizer_path = path ? NULL : tokenizer};
     lb_status st = lb_model_open(out, path ? path : lb_model_path(c->model), &mp, err);
     if (st != LB_OK || !profile) return st;
     lb_profile *prof = NULL;
     lb_error perr = {0};
     if (lb_profile_find(&prof, profile, &perr) == LB_OK) {
-        st = lb_model_requantize_profile(*out, prof, NULL, NULL, err);
+        st = lb_model_requantize_profile(*out, prof, progress, user, err);
         lb_profile_free(prof);
     } else {
         const int t = lb_type_from_name(profile);
         st = t < 0 || t == LB_TYPE_Q8_1 || t == LB_TYPE_Q8_K
-                 ? lb_fail(err, LB_ERR_ARG, "draft: '%s' is neither a profile nor a weight type (%s)", profile,
+                 ? lb_fail(err, LB_ERR_ARG, "%s: '%s' is neither a profile nor a weight type (%s)", what, profile,
                            perr.msg)
-                 : lb_model_requantize(*out, (lb_type)t, NULL, NULL, err);
+                 : lb_model_requantize(*out, (lb_type)t, progress, user, err);
     }
     if (st != LB_OK) {
         lb_model_free(*out);
@@ -907,7 +970,7 @@ lb_status lb_chat_set_draft(lb_chat *c, const char *path, const char *tokenizer,
     lb_context *dctx = NULL;
     lb_speculative *spec = NULL;
     if (path || profile) {
-        lb_status st = open_draft(c, path, tokenizer, profile, &dm, err);
+        lb_status st = open_requantized(c, "draft", path, tokenizer, profile, NULL, NULL, &dm, err);
         if (st != LB_OK) return st;
         lb_context_params cp = lb_context_default_params();
         cp.n_ctx = lb_context_n_ctx(c->ctx);
@@ -1002,4 +1065,325 @@ int lb_chat_profiles(const lb_model *m, lb_profile_choice *out, int cap) {
         c->no_gain = c->bpw >= src_bpw - 1e-6;
     }
     return k;
+}
+
+// --- answers: footers, measurement against the source, /compare ----------------------
+
+void lb_chat_reply_stats(lb_chat *c, lb_reply_stats *out) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->profile, sizeof out->profile, "%s", c->reply_profile);
+    out->bpw = c->reply_bpw;
+    out->n_tokens = c->reply_tokens;
+    out->ttft_s = c->ttft > 0 ? c->ttft : 0;
+    out->decode_tps = c->decode_s > 0 ? c->n_decoded / c->decode_s : 0;
+    out->spec_accept = -1;
+    if (c->spec) {
+        const lb_speculative_stats ss = lb_speculative_get_stats(c->spec);
+        const int64_t drafted = ss.n_drafted - c->spec_drafted0;
+        out->spec_accept = drafted > 0 ? (double)(ss.n_accepted - c->spec_accepted0) / (double)drafted : 0;
+    }
+    out->seed = c->seed;
+    out->kld = out->top1 = -1;
+}
+
+// True when every matrix in use has its source type: a switch to the type a
+// matrix already has copies it, so the weights are then the file's own.
+static bool at_source(const lb_model *m) {
+    if (m->tok_embd.type != m->src_tok_embd.type) return false;
+    if (!m->hp.tied_output && m->output.type != m->src_output.type) return false;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const struct lb_layer *S = &m->src_layers[l], *C = &m->layers[l];
+        const struct lb_weight *sw[] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w_gate, &S->w_up, &S->w_down};
+        const struct lb_weight *cw[] = {&C->wq, &C->wk, &C->wv, &C->wo, &C->w_gate, &C->w_up, &C->w_down};
+        for (int k = 0; k < 7; k++)
+            if (sw[k]->type != cw[k]->type) return false;
+    }
+    return true;
+}
+
+// The reference belongs to the KL thread of `r` between samples. Take it:
+// wait until no sample runs, drop a queued one, and keep the thread's posts
+// skipped (kld_busy) until ref_release.
+static void ref_acquire(lb_chat *r) {
+    pthread_mutex_lock(&r->kld_mu);
+    while (r->kld_busy) {
+        pthread_mutex_unlock(&r->kld_mu);
+        usleep(1000);
+        pthread_mutex_lock(&r->kld_mu);
+    }
+    r->kld_busy = true;
+    free(r->job.tokens);
+    free(r->job.logits);
+    r->job = (struct kld_job){0};
+    pthread_mutex_unlock(&r->kld_mu);
+}
+
+static void ref_release(lb_chat *r) {
+    pthread_mutex_lock(&r->kld_mu);
+    r->kld_busy = false;
+    pthread_mutex_unlock(&r->kld_mu);
+}
+
+// Make the reference context hold ids[0..n), evaluating only what it does
+// not already share with them; room is made for `cap` tokens.
+static lb_status ref_bring(lb_chat *r, const int32_t *ids, int n, int cap, lb_error *err) {
+    if (cap > r->ref_cap) {
+        int32_t *t = realloc(r->ref_tok, (size_t)cap * sizeof *t);
+        if (!t) return lb_fail(err, LB_ERR_NOMEM, "measure: out of memory");
+        r->ref_tok = t;
+        r->ref_cap = cap;
+    }
+    int keep = 0;
+    while (keep < r->ref_n && keep < n && r->ref_tok[keep] == ids[keep]) keep++;
+    pthread_mutex_lock(&r->lock); // see kld_measure: one forward pass at a time
+    lb_status st = lb_kv_cache_truncate(r->ref_ctx, keep, err);
+    if (st == LB_OK && n > keep) st = lb_forward(r->ref_ctx, ids + keep, NULL, n - keep, NULL, NULL, err);
+    pthread_mutex_unlock(&r->lock);
+    memcpy(r->ref_tok, ids, (size_t)n * sizeof *ids);
+    r->ref_n = st == LB_OK ? n : keep;
+    return st;
+}
+
+// After a failure half-way: the chat's cache is forgotten rather than trusted.
+static void forget_cache(lb_chat *c) {
+    if (c->spec) lb_speculative_truncate(c->spec, 0, NULL);
+    else lb_kv_cache_truncate(c->ctx, 0, NULL);
+    c->spec_i = c->spec_n = 0;
+    c->n_tok = 0;
+    c->text_len = 0;
+    c->text[0] = 0;
+    c->have_logits = false;
+}
+
+enum { MEASURE_ROWS = 32 }; // positions per forward pass: MEASURE_ROWS × n_vocab floats on each side
+
+lb_status lb_chat_measure(lb_chat *c, lb_chat_template t, const lb_chat_message *msgs, int n, const char *answer,
+                          lb_reply_stats *out, lb_error *err) {
+    if (n < 1 || !answer) return lb_fail(err, LB_ERR_ARG, "measure: no message or no answer");
+    if (lb_chat_switching(c)) return lb_fail(err, LB_ERR_ARG, "measure: a profile switch is running");
+    pthread_mutex_lock(&c->st_lock);
+    const bool generating = c->st.generating;
+    pthread_mutex_unlock(&c->st_lock);
+    if (generating) return lb_fail(err, LB_ERR_ARG, "measure: a reply is being generated (lb_chat_end first)");
+    if (c->ref_owner && lb_chat_switching(c->ref_owner))
+        return lb_fail(err, LB_ERR_ARG, "measure: the reference's chat is switching profile");
+    if (c->lent) return lb_fail(err, LB_ERR_ARG, "measure: a compare chat holds the reference; free it first");
+    const lb_hparams *hp = lb_model_hparams(c->model);
+    const char *bos = hp->bos_id >= 0 ? lb_token_piece(c->model, hp->bos_id) : "";
+    const char *eos = hp->eos_id >= 0 ? lb_token_piece(c->model, hp->eos_id) : "";
+    const int n_ctx = lb_context_n_ctx(c->ctx);
+    const size_t answer_len = strlen(answer);
+
+    lb_chat_message *view = malloc((size_t)n * sizeof *view);
+    if (!view) return lb_fail(err, LB_ERR_NOMEM, "measure: out of memory");
+    memcpy(view, msgs, (size_t)n * sizeof *view);
+    const int first = !strcmp(msgs[0].role, "system") ? 1 : 0;
+    int nv = n;
+    char *full = NULL;
+    int32_t *ids = NULL, *pids = NULL;
+    float *la = NULL, *lr = NULL;
+    bool *want = NULL;
+    size_t full_len = 0;
+    int n_ids = 0, n_prompt = 0;
+    lb_status st = LB_OK;
+    bool holding_ref = false;
+    lb_chat *r = c->ref_owner ? c->ref_owner : c;
+
+    // The prompt as lb_chat_begin renders it, then the answer; the oldest
+    // pairs after the system prompt left out until both fit.
+    for (;;) {
+        free(full);
+        size_t plen;
+        char *prompt = render(t, view, nv, bos, eos, &plen);
+        full = prompt ? realloc(prompt, plen + answer_len + 1) : NULL;
+        if (!full) {
+            free(prompt);
+            st = lb_fail(err, LB_ERR_NOMEM, "measure: out of memory");
+            goto done;
+        }
+        memcpy(full + plen, answer, answer_len + 1);
+        full_len = plen + answer_len;
+        const bool add_bos = hp->add_bos && hp->bos_id >= 0 && !(*bos && !strncmp(full, bos, strlen(bos)));
+        int need = lb_tokenize(c->model, full, (int)full_len, add_bos, true, NULL, 0);
+        if (need < 0) need = -need;
+        int pneed = lb_tokenize(c->model, full, (int)plen, add_bos, true, NULL, 0);
+        if (pneed < 0) pneed = -pneed;
+        free(ids);
+        free(pids);
+        ids = malloc((size_t)(need + 1) * sizeof *ids);
+        pids = malloc((size_t)(pneed + 1) * sizeof *pids);
+        if (!ids || !pids) {
+            st = lb_fail(err, LB_ERR_NOMEM, "measure: out of memory");
+            goto done;
+        }
+        n_ids = lb_tokenize(c->model, full, (int)full_len, add_bos, true, ids, need + 1);
+        n_prompt = lb_tokenize(c->model, full, (int)plen, add_bos, true, pids, pneed + 1);
+        if (n_ids < 0) n_ids = 0;
+        if (n_prompt < 0) n_prompt = 0;
+        if (n_ids < n_ctx) break;
+        if (nv - first <= 1) {
+            st = lb_fail(err, LB_ERR_ARG, "measure: the answer and its message need %d tokens but the context holds %d",
+                         n_ids, n_ctx);
+            goto done;
+        }
+        const int cut = nv - first >= 3 ? 2 : 1;
+        memmove(view + first, view + first + cut, (size_t)(nv - first - cut) * sizeof *view);
+        nv -= cut;
+    }
+    // The answer's tokens start where the two tokenizations part (the
+    // prompt's last token may merge into the answer's first); the first
+    // token has no distribution before it.
+    int b = 0;
+    while (b < n_prompt && b < n_ids && pids[b] == ids[b]) b++;
+    if (b < 1) b = 1;
+    if (b >= n_ids) { // an empty answer: nothing to measure
+        out->kld = out->top1 = -1;
+        out->n_measured = 0;
+        goto done;
+    }
+    if (at_source(c->model)) {
+        // The same weights as the reference, by construction: nothing to run.
+        out->kld = 0;
+        out->top1 = 1;
+        out->n_measured = n_ids - b;
+        goto done;
+    }
+
+    la = malloc((size_t)MEASURE_ROWS * (size_t)c->n_vocab * sizeof *la);
+    lr = malloc((size_t)MEASURE_ROWS * (size_t)c->n_vocab * sizeof *lr);
+    want = malloc(MEASURE_ROWS * sizeof *want);
+    if (!la || !lr || !want || !reserve_tokens(c, n_ids + 1) || !reserve_text(&c->text, &c->text_cap, full_len + 1)) {
+        st = lb_fail(err, LB_ERR_NOMEM, "measure: out of memory");
+        goto done;
+    }
+    if (!c->ref_owner) { // a compare chat holds its parent's reference already
+        ref_acquire(r);
+        holding_ref = true;
+    }
+    if (!r->ref_model && (st = ref_open(r, err)) != LB_OK) goto done;
+    if (!r->ref_logits) {
+        st = lb_fail(err, LB_ERR_NOMEM, "measure: out of memory");
+        goto done;
+    }
+    if ((st = ref_bring(r, ids, b - 1, n_ids, err)) != LB_OK) goto done;
+
+    // The chat's cache up to the token before the answer, keeping what it shares.
+    pthread_mutex_lock(&c->lock);
+    int keep = 0;
+    while (keep < c->n_tok && keep < b - 1 && c->tok[keep] == ids[keep]) keep++;
+    int32_t k0 = keep; // where the context's cache stands
+    if (c->spec) {
+        // The draft state holds the target's cache one token behind its
+        // history; forward passes go to the target context directly here and
+        // the draft state is fed the same tokens afterwards.
+        c->spec_i = c->spec_n = 0;
+        st = lb_speculative_truncate(c->spec, keep, err);
+        k0 = lb_context_n_past(c->ctx);
+    } else {
+        st = lb_kv_cache_truncate(c->ctx, keep, err);
+    }
+    if (st == LB_OK && b - 1 > k0) st = lb_forward(c->ctx, ids + k0, NULL, b - 1 - k0, NULL, NULL, err);
+    pthread_mutex_unlock(&c->lock);
+    if (st != LB_OK) goto fail;
+
+    // Rows i0..i1 of both: row j is the distribution of ids[i0 + j + 1].
+    double kl_sum = 0;
+    int agree = 0, rows = 0;
+    for (int i0 = b - 1; i0 < n_ids; i0 += MEASURE_ROWS) {
+        const int nb = n_ids - i0 < MEASURE_ROWS ? n_ids - i0 : MEASURE_ROWS;
+        int nw = 0;
+        for (int j = 0; j < nb; j++) nw += want[j] = i0 + j + 1 < n_ids;
+        pthread_mutex_lock(&c->lock);
+        st = lb_forward(c->ctx, ids + i0, NULL, nb, want, la, err);
+        pthread_mutex_unlock(&c->lock);
+        if (st != LB_OK) goto fail;
+        pthread_mutex_lock(&r->lock);
+        st = lb_forward(r->ref_ctx, ids + i0, NULL, nb, want, lr, err);
+        pthread_mutex_unlock(&r->lock);
+        if (st != LB_OK) {
+            r->ref_n = 0;
+            lb_kv_cache_truncate(r->ref_ctx, 0, NULL);
+            goto fail;
+        }
+        memcpy(r->ref_tok + i0, ids + i0, (size_t)nb * sizeof *ids);
+        r->ref_n = i0 + nb;
+        for (int j = 0; j < nw; j++) {
+            float *a = la + (size_t)j * (size_t)c->n_vocab, *q = lr + (size_t)j * (size_t)c->n_vocab;
+            lb_log_softmax(a, c->n_vocab, a);
+            lb_log_softmax(q, c->n_vocab, q);
+            kl_sum += lb_kl_divergence(q, a, c->n_vocab);
+            agree += lb_argmax(q, c->n_vocab) == lb_argmax(a, c->n_vocab);
+            rows++;
+        }
+    }
+    out->kld = rows ? kl_sum / rows : -1;
+    out->top1 = rows ? (double)agree / rows : -1;
+    out->n_measured = rows;
+
+    // The cache now holds the prompt and the answer: record them, so that the
+    // next turn reuses them. Tokens kept from before keep their text ends
+    // where the old and new texts agree; the rest end with the whole text.
+    pthread_mutex_lock(&c->lock);
+    if (c->spec) {
+        lb_kv_cache_truncate(c->ctx, k0, NULL);
+        st = lb_speculative_feed(c->spec, ids + keep, n_ids - keep, err);
+    }
+    if (st == LB_OK) {
+        size_t common = 0;
+        while (common < c->text_len && common < full_len && c->text[common] == full[common]) common++;
+        int kt = keep;
+        while (kt > 0 && c->tok_end[kt - 1] > common) kt--;
+        for (int i = kt; i < n_ids; i++) c->tok_end[i] = full_len;
+        memcpy(c->tok, ids, (size_t)n_ids * sizeof *ids);
+        c->n_tok = n_ids;
+        memcpy(c->text, full, full_len + 1);
+        c->text_len = full_len;
+        c->have_logits = false;
+        c->done = true;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (st == LB_OK) goto done;
+fail:
+    pthread_mutex_lock(&c->lock);
+    forget_cache(c);
+    pthread_mutex_unlock(&c->lock);
+done:
+    if (holding_ref) ref_release(r);
+    free(view);
+    free(full);
+    free(ids);
+    free(pids);
+    free(la);
+    free(lr);
+    free(want);
+    return st;
+}
+
+lb_status lb_chat_new_compare(lb_chat **out, lb_chat *chat, const char *profile, lb_progress_fn progress, void *user,
+                              lb_error *err) {
+    *out = NULL;
+    if (!profile || !*profile) return lb_fail(err, LB_ERR_ARG, "compare: no profile given");
+    if (lb_chat_switching(chat)) return lb_fail(err, LB_ERR_ARG, "compare: a profile switch is still running");
+    lb_model *m = NULL;
+    lb_status st = open_requantized(chat, "compare", NULL, NULL, profile, progress, user, &m, err);
+    if (st != LB_OK) return st;
+    lb_chat_params p = chat->p;
+    p.n_ctx = lb_context_n_ctx(chat->ctx);
+    p.kld_every = 0;
+    p.on_switch_progress = NULL;
+    lb_chat *c;
+    if ((st = lb_chat_new(&c, m, &p, err)) != LB_OK) {
+        lb_model_free(m);
+        return st;
+    }
+    c->owns_model = true;
+    ref_acquire(chat); // waits for a sample in progress on chat's KL thread
+    c->ref_owner = chat;
+    chat->lent = true;
+    pthread_mutex_lock(&c->st_lock);
+    snprintf(c->st.profile, sizeof c->st.profile, "%s", profile);
+    c->st.weight_error = at_source(m) ? 0 : -1; // not computed for a copy: lb_chat_measure gives the error that matters
+    pthread_mutex_unlock(&c->st_lock);
+    *out = c;
+    return LB_OK;
 }

@@ -582,15 +582,52 @@ size_t lb_chat_render(lb_chat_template t, const lb_chat_message *msgs, int n, bo
 // (format in lowbit(1), FILES). Every string is owned by the session and
 // replaced only through the setters; a setter returns false when out of
 // memory, leaving the old value.
+//
+// A conversation is a tree: every message is a node whose parent is the
+// message it answers or follows. Editing an earlier message or regenerating
+// an answer adds a sibling, so nothing is lost; the branch shown is the path
+// from a first message down through each node's `child`. msgs[0..n_msgs) is
+// that path, as the chat calls take it (path[i] is the node behind msgs[i]);
+// it is rebuilt by every call that changes the tree.
+
+// One answer's figures: its footer in the transcript, and one side of /compare.
+typedef struct lb_reply_stats {
+    char profile[32];     // the weights that wrote it (profile or type name)
+    double bpw;           // their bits per weight
+    int32_t n_tokens;     // tokens generated
+    double ttft_s;        // lb_chat_begin to the first token: prefill included
+    double decode_tps;
+    double spec_accept;   // drafted tokens accepted during this reply; < 0: no draft
+    uint64_t seed;        // the sampler's seed, so that /compare can replay the turn
+    double kld, top1;     // mean KL(source || these weights) in nats and top-1 agreement at
+                          // every token of the answer (lb_chat_measure); < 0: not measured
+    int32_t n_measured;   // positions behind kld and top1
+} lb_reply_stats;
+
+typedef struct lb_session_node {
+    char *role;           // "user" or "assistant"
+    char *content;
+    int32_t parent;       // node index; -1: a first message
+    int32_t child;        // the child last shown on this node's branch; -1: none
+    int32_t compare;      // the sibling answer it was compared with (/compare); -1: none
+    bool has_stats;
+    lb_reply_stats stats; // answers: the footer
+} lb_session_node;
 
 typedef struct lb_session {
     char *name;
     char *system;            // "" : no system prompt
     char *template_name;     // "" : the model's own
     char *profile;           // "" : the weights as loaded
+    char *draft;             // draft model file; "self": the model's own; "" : no draft
+    char *draft_profile;     // the draft's profile or type; "" : as loaded
     lb_sampler_params sampling;
     bool seed_random;        // draw a seed per turn instead of sampling.seed
-    lb_chat_message *msgs;   // n_msgs user/assistant messages, alternating
+    lb_session_node *nodes;  // n_nodes, in creation order (a parent before its children)
+    int n_nodes, cap_nodes;
+    int32_t first;           // the first message on the branch shown; -1: none
+    lb_chat_message *msgs;   // the branch shown: n_msgs user/assistant messages, alternating
+    int32_t *path;           // path[i]: the node of msgs[i]
     int n_msgs, cap_msgs;
 } lb_session;
 
@@ -600,14 +637,37 @@ bool lb_session_set_name(lb_session *s, const char *name);
 bool lb_session_set_system(lb_session *s, const char *system);
 bool lb_session_set_template(lb_session *s, const char *template_name);
 bool lb_session_set_profile(lb_session *s, const char *profile);
+bool lb_session_set_draft(lb_session *s, const char *model, const char *profile); // NULL: ""
+// A message after the last one shown; it is shown from now on.
 bool lb_session_add(lb_session *s, const char *role, const char *content);
-bool lb_session_append(lb_session *s, const char *text, size_t n); // to the last message
-void lb_session_remove(lb_session *s, int first, int n);           // messages [first, first + n)
+bool lb_session_append(lb_session *s, const char *text, size_t n); // to the last message shown
+bool lb_session_node_append(lb_session *s, int node, const char *text, size_t n);
+// Delete the shown messages [first, first + n) and every branch below them
+// except the shown one, which then follows message first - 1. Node indices
+// after a deleted node change.
+void lb_session_remove(lb_session *s, int first, int n);
 void lb_session_clear(lb_session *s);                              // every message
+// A node under `parent` (-1: a first message) that is not shown. Returns its
+// index, or -1 when out of memory or parent is out of range.
+int lb_session_add_node(lb_session *s, int parent, const char *role, const char *content);
+// Show the branch through `node`: its ancestors, it, and below it each
+// node's `child`. False when node is out of range (nothing changes).
+bool lb_session_show(lb_session *s, int node);
+// Edit or regenerate shown message i: a new sibling of it with the same role
+// holding `content`, shown from now on (the branch ends there). Returns its
+// index, or -1 when i is out of range or out of memory.
+int lb_session_branch(lb_session *s, int i, const char *content);
+// How many siblings `node` has, itself included, and its place among them
+// (1-based, in creation order) in *pos (may be NULL). 0 for a bad index.
+int lb_session_siblings(const lb_session *s, int node, int *pos);
+// The sibling `delta` places after (before, when negative) `node`; -1 when none.
+int lb_session_sibling(const lb_session *s, int node, int delta);
+void lb_session_set_stats(lb_session *s, int node, const lb_reply_stats *stats);
 // Write atomically: PATH.tmp, fsync, rename, fsync of the directory. On
 // failure PATH is untouched.
 lb_status lb_session_save(const lb_session *s, const char *path, lb_error *err);
-// LB_ERR_FORMAT naming the line for a damaged or truncated file; *out is NULL then.
+// Reads the current format (2, the tree) and the linear format 1. LB_ERR_FORMAT
+// naming the line for a damaged or truncated file; *out is NULL then.
 lb_status lb_session_load(lb_session **out, const char *path, lb_error *err);
 
 // --- the conversation (chat.c)
@@ -620,6 +680,11 @@ typedef struct lb_chat_params {
     lb_type kv_type;     // LB_TYPE_F16 (default) or LB_TYPE_F32
     int32_t n_predict;   // most tokens per reply (default 512)
     int32_t kld_every;   // measure the live KL divergence every N generated tokens; 0: off (default 16)
+    // Called on the re-quantization thread after each tensor of a profile
+    // switch, once the stats show `fraction` (for tests and tools that watch
+    // or pace a switch); NULL: none. Its return value is ignored.
+    lb_progress_fn on_switch_progress;
+    void *on_switch_user;
 } lb_chat_params;
 
 enum { LB_STATS_HISTORY = 32 };
@@ -640,6 +705,7 @@ typedef struct lb_stats {
     int32_t n_ctx_used, n_ctx;
     double prefill_tps, decode_tps; // the last (or current) reply
     int32_t prefill_tokens;       // tokens the last lb_chat_begin evaluated (the rest was reused)
+    int32_t reused_tokens;        // cached tokens it kept: the prefix shared with the previous prompt
     float decode_history[LB_STATS_HISTORY]; // decode tok/s of past replies, oldest first
     int n_history;
     char profile[32];             // active profile or type name
@@ -685,6 +751,34 @@ lb_status lb_chat_begin(lb_chat *chat, lb_chat_template t, const lb_chat_message
 // or a full context. Callable from one thread while another reads stats.
 lb_status lb_chat_step(lb_chat *chat, char *piece, size_t cap, bool *done, lb_error *err);
 void lb_chat_end(lb_chat *chat);    // the reply is over (finished or stopped); records its speed
+// The last reply's footer: the profile and bits per weight it was written
+// with, tokens, time to first token, decode speed, draft acceptance, seed.
+// kld and top1 are -1 (lb_chat_measure fills them).
+void lb_chat_reply_stats(lb_chat *chat, lb_reply_stats *out);
+// Measure `answer` as the reply to msgs (ending with user) against the
+// source precision: the prompt and the answer's tokens are fed through the
+// chat's weights and through the source weights (the live KL divergence's
+// reference, opened when first needed), and at every token of the answer the
+// two next-token distributions (temperature 1) are compared. Writes the mean
+// KL(source || chat) in nats, the top-1 agreement and the count into
+// out->kld, out->top1, out->n_measured; the rest of *out is untouched. When
+// the chat's weights are the source's, kld is 0 and top1 1 without a pass.
+// The chat's cache then holds this prompt and answer. Oldest turns are left
+// out as in lb_chat_begin when they do not fit. Not while a reply is
+// generated or a switch runs (LB_ERR_ARG).
+lb_status lb_chat_measure(lb_chat *chat, lb_chat_template t, const lb_chat_message *msgs, int n, const char *answer,
+                          lb_reply_stats *out, lb_error *err);
+// For /compare: a chat over a second copy of `chat`'s model file,
+// re-quantized to `profile` (a profile or a tensor type name) on the calling
+// thread, `progress` (may be NULL) called after each tensor. It has chat's
+// parameters without the live KL divergence, no draft, and measures
+// (lb_chat_measure) against chat's source-precision reference. Free it with
+// lb_chat_free, which frees the copy: one extra copy of the weights lives as
+// long as it does. While it exists, `chat` must not generate, switch or
+// measure at the same time as it. LB_ERR_ARG while chat switches or for an
+// unknown name.
+lb_status lb_chat_new_compare(lb_chat **out, lb_chat *chat, const char *profile, lb_progress_fn progress, void *user,
+                              lb_error *err);
 void lb_chat_reset(lb_chat *chat);  // forget the cached conversation
 
 // Re-quantize the model to a profile (lb_profile_find) or, failing that, a

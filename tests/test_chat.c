@@ -13,6 +13,7 @@
 
 #include "lowbit.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,12 +227,288 @@ static void test_draft_greedy_identical(void **state) {
     lb_model_free(m);
 }
 
+// Two branches of one conversation (message 3 edited) share the prompt up to
+// the edit. Switching between them keeps the shared tokens in the cache and
+// evaluates only the divergent tail; the reply after switching back is the
+// one a fresh chat gives.
+static void test_branch_switch_prefills_only_the_tail(void **state) {
+    lb_model *m = open_model();
+    if (!m) skip();
+    lb_chat_params p = lb_chat_default_params();
+    p.n_predict = 24;
+    p.kld_every = 0;
+    lb_chat *c;
+    lb_error err = {0};
+    assert_int_equal(lb_chat_new(&c, m, &p, &err), LB_OK);
+    lb_session *s = lb_session_new("tree");
+    assert_non_null(s);
+    assert_true(lb_session_add(s, "user", "Once upon a time"));
+    char *r1 = reply(c, LB_CHAT_RAW, s->msgs, s->n_msgs, NULL);
+    assert_true(lb_session_add(s, "assistant", r1));
+    assert_true(lb_session_add(s, "user", " The dog ran to the park."));
+    char *ra = reply(c, LB_CHAT_RAW, s->msgs, s->n_msgs, NULL);
+    lb_stats st;
+    lb_chat_stats(c, &st);
+    const int a_prefill = st.prefill_tokens, a_reused = st.reused_tokens;
+    const int a_prompt = a_reused + a_prefill; // the cache right after begin
+    assert_true(lb_session_add(s, "assistant", ra));
+    const int node_a = s->path[2];
+
+    // /edit 3: a sibling of message 3; its prompt shares messages 1 and 2.
+    assert_true(lb_session_branch(s, 2, " The cat slept all day.") >= 0);
+    assert_int_equal(s->n_msgs, 3);
+    char *rb = reply(c, LB_CHAT_RAW, s->msgs, s->n_msgs, NULL);
+    lb_chat_stats(c, &st);
+    const int b_prefill = st.prefill_tokens, b_reused = st.reused_tokens;
+    int32_t ids[256];
+    const int n_tail = lb_tokenize(m, " The cat slept all day.", -1, false, false, ids, 256);
+    printf("branch A: %d reused + %d prefilled; branch B: %d reused + %d prefilled (its message alone: %d tokens)\n",
+           a_reused, a_prefill, b_reused, b_prefill, n_tail);
+    // Everything before message 3 is shared: exactly what branch A kept
+    // from its first turn. Only message 3 (and at most the token of message
+    // 2 that merges with it) is evaluated.
+    assert_int_equal(b_reused, a_reused);
+    assert_true(b_reused > 0);
+    assert_true(b_prefill >= n_tail && b_prefill <= n_tail + 2);
+    assert_true(b_prefill < b_reused + b_prefill);
+    assert_true(lb_session_add(s, "assistant", rb));
+
+    // Back to branch A: again only the tail is evaluated, and the reply is
+    // the one branch A got the first time (greedy, same prompt).
+    assert_true(lb_session_show(s, node_a));
+    assert_int_equal(s->n_msgs, 4);
+    lb_session_remove(s, 3, 1); // answer message 3 again
+    char *ra2 = reply(c, LB_CHAT_RAW, s->msgs, s->n_msgs, NULL);
+    lb_chat_stats(c, &st);
+    assert_int_equal(st.reused_tokens, a_reused);
+    assert_int_equal(st.prefill_tokens, a_prefill);
+    assert_int_equal(st.reused_tokens + st.prefill_tokens, a_prompt);
+    assert_string_equal(ra2, ra);
+    free(r1);
+    free(ra);
+    free(rb);
+    free(ra2);
+    lb_session_free(s);
+    lb_chat_free(c);
+    lb_model_free(m);
+}
+
+struct progress_log {
+    lb_chat *chat;
+    float seen[256];
+    float shown[256]; // what lb_chat_stats, the panel's source, said at the same moment
+    bool switching[256];
+    int n;
+};
+
+static bool log_progress(float fraction, void *user) {
+    struct progress_log *l = user;
+    if (l->n < 256) {
+        lb_stats st = {0};
+        if (l->chat) lb_chat_stats(l->chat, &st);
+        l->seen[l->n] = fraction;
+        l->shown[l->n] = st.switch_progress;
+        l->switching[l->n++] = st.switching;
+    }
+    return true;
+}
+
+// A switch reports its progress tensor by tensor, rising to 1, and the
+// stats the panel draws from say the same fraction at each step.
+static void test_switch_progress_sequence(void **state) {
+    lb_model *m = open_model();
+    if (!m) skip();
+    struct progress_log log = {0};
+    lb_chat_params p = lb_chat_default_params();
+    p.kld_every = 0;
+    p.on_switch_progress = log_progress;
+    p.on_switch_user = &log;
+    lb_chat *c;
+    lb_error err = {0};
+    assert_int_equal(lb_chat_new(&c, m, &p, &err), LB_OK);
+    log.chat = c;
+    assert_int_equal(lb_chat_switch(c, "q4_0", &err), LB_OK);
+    wait_switch(c);
+    const lb_hparams *hp = lb_model_hparams(m);
+    const int n_matrices = 7 * hp->n_layer + 1 + !hp->tied_output;
+    printf("%d progress calls for %d matrices: %.3f %.3f ... %.3f\n", log.n, n_matrices, log.seen[0], log.seen[1],
+           log.seen[log.n - 1]);
+    assert_int_equal(log.n, n_matrices);
+    for (int i = 0; i < log.n; i++) {
+        assert_true(log.seen[i] > 0 && log.seen[i] <= 1);
+        if (i) assert_true(log.seen[i] > log.seen[i - 1]);
+        assert_true(log.shown[i] == log.seen[i]);
+        assert_true(log.switching[i]);
+    }
+    assert_true(log.seen[log.n - 1] == 1.0f);
+    lb_stats st;
+    lb_chat_stats(c, &st);
+    assert_false(st.switching);
+    assert_string_equal(st.profile, "q4_0");
+    lb_chat_free(c);
+    lb_model_free(m);
+}
+
+static char *reply_seeded(lb_chat *c, const lb_chat_message *msgs, int n, float temp, uint64_t seed) {
+    lb_error err = {0};
+    lb_sampler_params sp = lb_sampler_default_params();
+    sp.temp = temp;
+    sp.seed = seed;
+    assert_int_equal(lb_chat_begin(c, LB_CHAT_RAW, msgs, n, &sp, NULL, &err), LB_OK);
+    size_t len = 0;
+    char *out = calloc(1, 1);
+    bool done = false;
+    while (!done) {
+        char piece[256];
+        assert_int_equal(lb_chat_step(c, piece, sizeof piece, &done, &err), LB_OK);
+        size_t k = strlen(piece);
+        out = realloc(out, len + k + 1);
+        memcpy(out + len, piece, k + 1);
+        len += k;
+    }
+    lb_chat_end(c);
+    return out;
+}
+
+// /compare under the engine: a footer for every reply; a compare chat on a
+// copy re-quantized to the source's own type replays the reply exactly (same
+// seed, same sampling); one at q4_0 writes its own, whose KL divergence
+// against the source is measured at every token and is not zero, while the
+// source's own is 0. The same answer measured by the parent switched to q4_0
+// gives the same figures: two paths to one number.
+static void test_footer_measure_compare(void **state) {
+    lb_model *m = open_model();
+    if (!m) skip();
+    lb_chat_params p = lb_chat_default_params();
+    p.n_predict = 32;
+    p.kld_every = 4;
+    lb_chat *c;
+    lb_error err = {0};
+    assert_int_equal(lb_chat_new(&c, m, &p, &err), LB_OK);
+    lb_chat_message msgs[1] = {{"user", "Once upon a time"}};
+    const uint64_t seed = 1234567;
+    char *a = reply_seeded(c, msgs, 1, 0.8f, seed);
+    lb_reply_stats ra;
+    lb_chat_reply_stats(c, &ra);
+    printf("A (%s, %.2f bpw): %d tokens, TTFT %.2f ms, %.1f tok/s: '%s'\n", ra.profile, ra.bpw, ra.n_tokens,
+           1e3 * ra.ttft_s, ra.decode_tps, a);
+    assert_string_equal(ra.profile, "f32");
+    assert_true(ra.bpw == 32.0);
+    assert_true(ra.n_tokens > 0 && ra.n_tokens <= 32);
+    assert_true(ra.ttft_s > 0 && ra.decode_tps > 0);
+    assert_true(ra.spec_accept < 0);
+    assert_true(ra.seed == seed);
+    assert_true(ra.kld < 0);
+    assert_int_equal(lb_chat_measure(c, LB_CHAT_RAW, msgs, 1, a, &ra, &err), LB_OK);
+    assert_true(ra.kld == 0 && ra.top1 == 1); // the source against itself
+    assert_true(ra.n_measured > 0);
+
+    lb_chat *same;
+    assert_int_equal(lb_chat_new_compare(&same, c, "f32", NULL, NULL, &err), LB_OK);
+    char *a2 = reply_seeded(same, msgs, 1, 0.8f, seed);
+    assert_string_equal(a2, a);
+    lb_chat_free(same);
+
+    lb_chat *q4;
+    struct progress_log log = {0};
+    assert_int_equal(lb_chat_new_compare(&q4, c, "q4_0", log_progress, &log, &err), LB_OK);
+    const lb_hparams *hp = lb_model_hparams(m);
+    assert_int_equal(log.n, 7 * hp->n_layer + 1 + !hp->tied_output); // the copy reported every matrix
+    assert_true(log.seen[log.n - 1] == 1.0f);
+    char *b = reply_seeded(q4, msgs, 1, 0.8f, seed);
+    lb_reply_stats rb;
+    lb_chat_reply_stats(q4, &rb);
+    assert_int_equal(lb_chat_measure(q4, LB_CHAT_RAW, msgs, 1, b, &rb, &err), LB_OK);
+    printf("B (%s, %.2f bpw): %d tokens, TTFT %.2f ms, %.1f tok/s, KL %.5f, top-1 %.3f over %d: '%s'\n",
+           rb.profile, rb.bpw, rb.n_tokens, 1e3 * rb.ttft_s, rb.decode_tps, rb.kld, rb.top1, rb.n_measured, b);
+    assert_string_equal(rb.profile, "q4_0");
+    assert_true(rb.bpw < ra.bpw);
+    assert_true(rb.seed == seed);
+    assert_true(rb.n_tokens > 0 && rb.ttft_s > 0 && rb.decode_tps > 0);
+    assert_true(rb.kld > 0 && rb.kld < 5);
+    assert_true(rb.top1 > 0 && rb.top1 <= 1);
+    assert_true(rb.n_measured > 0);
+    // Measuring A under q4_0 through the compare chat, and through the parent switched to q4_0.
+    lb_reply_stats via_copy = ra, via_parent = ra;
+    assert_int_equal(lb_chat_measure(q4, LB_CHAT_RAW, msgs, 1, a, &via_copy, &err), LB_OK);
+    // The compare chat holds the parent's reference while it lives.
+    assert_int_equal(lb_chat_measure(c, LB_CHAT_RAW, msgs, 1, a, &via_parent, &err), LB_ERR_ARG);
+    lb_chat_free(q4);
+    assert_int_equal(lb_chat_switch(c, "q4_0", &err), LB_OK);
+    wait_switch(c);
+    lb_stats st;
+    lb_chat_stats(c, &st);
+    assert_true(st.bpw == rb.bpw); // the copy has the weights a switch gives
+    assert_int_equal(lb_chat_measure(c, LB_CHAT_RAW, msgs, 1, a, &via_parent, &err), LB_OK);
+    printf("A under q4_0: KL %.6f / %.6f, top-1 %.3f / %.3f over %d / %d\n", via_copy.kld, via_parent.kld,
+           via_copy.top1, via_parent.top1, via_copy.n_measured, via_parent.n_measured);
+    assert_true(via_copy.kld > 0);
+    assert_int_equal(via_copy.n_measured, via_parent.n_measured);
+    assert_true(fabs(via_copy.kld - via_parent.kld) < 1e-4 * (1 + via_copy.kld));
+    assert_true(via_copy.top1 == via_parent.top1);
+    // The parent's cache now holds the measured turn: the next one reuses it.
+    lb_chat_message next[3] = {{"user", "Once upon a time"}, {"assistant", a}, {"user", " Then"}};
+    free(reply_seeded(c, next, 3, 0, 1));
+    lb_chat_stats(c, &st);
+    assert_true(st.reused_tokens >= via_parent.n_measured);
+    free(a);
+    free(a2);
+    free(b);
+    lb_chat_free(c);
+    lb_model_free(m);
+}
+
+// lb_chat_measure with a draft set: the same figures as without one, and
+// the speculative state is left holding the measured turn, so that the next
+// greedy turn is token for token the one plain decoding gives.
+static void test_measure_with_draft(void **state) {
+    lb_model *m[2];
+    lb_chat *c[2];
+    char *next[2];
+    lb_reply_stats r[2];
+    lb_error err = {0};
+    lb_chat_params p = lb_chat_default_params();
+    p.n_predict = 24;
+    p.kld_every = 0;
+    const char *answer = ", there was a little girl named Lily. She liked to play.";
+    for (int with = 0; with < 2; with++) {
+        if (!(m[with] = open_model())) skip();
+        assert_int_equal(lb_chat_new(&c[with], m[with], &p, &err), LB_OK);
+        assert_int_equal(lb_chat_switch(c[with], "q4_0", &err), LB_OK);
+        wait_switch(c[with]);
+        if (with) assert_int_equal(lb_chat_set_draft(c[with], NULL, NULL, "q8_0", &err), LB_OK);
+        lb_chat_message msgs[3] = {{"user", "Once upon a time"}, {"assistant", answer}, {"user", " The dog"}};
+        free(reply(c[with], LB_CHAT_RAW, msgs, 1, NULL)); // something else in the cache first
+        r[with] = (lb_reply_stats){0};
+        assert_int_equal(lb_chat_measure(c[with], LB_CHAT_RAW, msgs, 1, answer, &r[with], &err), LB_OK);
+        next[with] = reply(c[with], LB_CHAT_RAW, msgs, 3, NULL);
+        lb_stats st;
+        lb_chat_stats(c[with], &st);
+        assert_true(st.reused_tokens > 0); // the measured turn was kept
+    }
+    printf("KL %.6f / %.6f over %d / %d; next turn '%s'\n", r[0].kld, r[1].kld, r[0].n_measured, r[1].n_measured,
+           next[0]);
+    assert_true(r[0].kld > 0);
+    assert_int_equal(r[0].n_measured, r[1].n_measured);
+    assert_true(fabs(r[0].kld - r[1].kld) < 1e-4 * (1 + r[0].kld));
+    assert_string_equal(next[1], next[0]);
+    for (int i = 0; i < 2; i++) {
+        free(next[i]);
+        lb_chat_free(c[i]);
+        lb_model_free(m[i]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_draft_greedy_identical),
         cmocka_unit_test(test_second_turn_prefills_only_new_tokens),
         cmocka_unit_test(test_full_context_drops_oldest_keeps_system),
         cmocka_unit_test(test_ten_switches_do_not_leak),
+        cmocka_unit_test(test_branch_switch_prefills_only_the_tail),
+        cmocka_unit_test(test_switch_progress_sequence),
+        cmocka_unit_test(test_footer_measure_compare),
+        cmocka_unit_test(test_measure_with_draft),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -4,7 +4,7 @@
 # capture-pane reads the screen, pipe-pane records the raw bytes the program
 # writes.
 #
-#  - Markdown in a stored answer (heading, bold, code block label), F7 raw text;
+#  - Markdown in a stored answer (heading, bold, code block label), F9 raw text;
 #  - CJK, in a stored answer and in a typed message, wraps at widths 40 and
 #    100 without a broken character, every row filled as far as the next
 #    character allows, and a resize reflows it from the stored text;
@@ -71,10 +71,15 @@ messages() {
 import glob, sys
 for path in glob.glob(sys.argv[1] + "/*.session"):
     for line in open(path, encoding="utf-8"):
+        # format 1: "msg ROLE TEXT"; format 2: "node PARENT ROLE TEXT" (no branches here)
         if line.startswith("msg "):
             role, _, text = line[4:].rstrip("\n").partition(" ")
-            text = text.replace("\\\\", "\0").replace("\\n", "\n").replace("\\t", "\t").replace("\\r", "\r").replace("\0", "\\")
-            print(role + "\t" + text.replace("\n", "\\n"))
+        elif line.startswith("node "):
+            role, _, text = line[5:].rstrip("\n").partition(" ")[2].partition(" ")
+        else:
+            continue
+        text = text.replace("\\\\", "\0").replace("\\n", "\n").replace("\\t", "\t").replace("\\r", "\r").replace("\0", "\\")
+        print(role + "\t" + text.replace("\n", "\\n"))
 EOF
 }
 
@@ -152,10 +157,10 @@ check "screen comes up" wait_for "F1 help"
 check "markdown: heading without its #" wait_for "  Plan"
 check "markdown: the code block is labelled for /copy" wait_for "code 1 · python"
 check "markdown: bold without its markers" bash -c "tmux -u -L '$sock' capture-pane -t chat -p | grep -q 'Use bold and inline code.'"
-T send-keys -t chat F7
-check "F7: raw text shows the markers" wait_for "Use **bold** and \`inline code\`." 5
-T send-keys -t chat F7
-check "F7 again: Markdown" wait_for "Use bold and inline code." 5
+T send-keys -t chat F9
+check "F9: raw text shows the markers" wait_for "Use **bold** and \`inline code\`." 5
+T send-keys -t chat F9
+check "F9 again: Markdown" wait_for "Use bold and inline code." 5
 
 # --- CJK at width 40 (the stored answer)
 check "CJK answer wraps at width 40 without a broken character" check_wrap 40 "$CJK"

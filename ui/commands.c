@@ -206,12 +206,18 @@ static cmd_result c_draft(struct app *a, const char *arg, char *msg, size_t cap)
         snprintf(msg, cap, "/draft self: give a profile or type for the draft (/draft self q4_0)");
         return CMD_ERROR;
     }
-    lb_error err = {0};
-    if (lb_chat_set_draft(a->chat, off ? NULL : self ? NULL : path, a->opt.tokenizer_path, off ? NULL : profile,
-                          &err) != LB_OK) {
-        snprintf(msg, cap, "/draft: %s", err.msg);
+    // The setting belongs to the session (saved with it); the chat follows it.
+    lb_session *s = app_session(a);
+    char old[4096], old_profile[64];
+    snprintf(old, sizeof old, "%s", s->draft);
+    snprintf(old_profile, sizeof old_profile, "%s", s->draft_profile);
+    lb_session_set_draft(s, off ? "" : self ? "self" : path, off ? "" : profile);
+    if (!app_apply_draft(a)) {
+        lb_session_set_draft(s, old, old_profile);
+        app_take_notice(a, msg, cap);
         return CMD_ERROR;
     }
+    app_save(a);
     lb_chat_stats(a->chat, &st);
     if (off) snprintf(msg, cap, "draft off: plain decoding");
     else snprintf(msg, cap, "draft %s: speculative decoding on", st.draft);
@@ -231,11 +237,107 @@ static cmd_result c_clear(struct app *a, const char *arg, char *msg, size_t cap)
     return CMD_DONE;
 }
 
-static cmd_result c_retry(struct app *a, const char *arg, char *msg, size_t cap) {
+static cmd_result c_regen(struct app *a, const char *arg, char *msg, size_t cap) {
     if (!app_send(a, NULL)) {
         app_take_notice(a, msg, cap);
         return CMD_ERROR;
     }
+    return CMD_DONE;
+}
+
+// A shown message's number (1-based) at the start of arg; *rest after it.
+static bool message_number(struct app *a, const char *arg, int *i, const char **rest) {
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno || end == arg || n < 1 || n > app_session(a)->n_msgs || (*end && *end != ' ')) return false;
+    while (*end == ' ') end++;
+    *i = (int)n - 1;
+    *rest = end;
+    return true;
+}
+
+// /edit N TEXT: a new branch from message N; /edit N: its text into the input box to change.
+static cmd_result c_edit(struct app *a, const char *arg, char *msg, size_t cap) {
+    lb_session *s = app_session(a);
+    int i;
+    const char *text;
+    if (!message_number(a, arg, &i, &text) || strcmp(s->msgs[i].role, "user")) {
+        snprintf(msg, cap, "/edit: '%s' is not the number of one of your messages (1..%d, shown as #N)", arg,
+                 s->n_msgs);
+        return CMD_ERROR;
+    }
+    if (!*text) {
+        free(a->input);
+        if (asprintf(&a->input, "/edit %d %s", i + 1, s->msgs[i].content) < 0) a->input = NULL;
+        snprintf(msg, cap, "message %d to edit", i + 1);
+        return a->input ? CMD_INPUT : CMD_ERROR;
+    }
+    if (!app_edit(a, i, text)) {
+        app_take_notice(a, msg, cap);
+        return CMD_ERROR;
+    }
+    int pos, n = lb_session_siblings(s, s->path[i], &pos);
+    snprintf(msg, cap, "message %d: branch %d/%d", i + 1, pos, n);
+    return CMD_DONE;
+}
+
+// /branch N prev|next|K: show another branch at message N; /branch: where there are some.
+static cmd_result c_branch(struct app *a, const char *arg, char *msg, size_t cap) {
+    lb_session *s = app_session(a);
+    size_t len = 0;
+    int i, pos, n;
+    const char *how;
+    if (!*arg) {
+        msg[0] = 0;
+        for (int k = 0; k < s->n_msgs && len < cap; k++)
+            if ((n = lb_session_siblings(s, s->path[k], &pos)) > 1)
+                len += (size_t)snprintf(msg + len, cap - len, "%s#%d %d/%d", len ? ", " : "branches: ", k + 1, pos, n);
+        if (!len) snprintf(msg, cap, "no branches: /edit N or /regen make one");
+        return CMD_DONE;
+    }
+    if (!message_number(a, arg, &i, &how)) {
+        snprintf(msg, cap, "/branch: '%s' does not start with a message number (1..%d)", arg, s->n_msgs);
+        return CMD_ERROR;
+    }
+    n = lb_session_siblings(s, s->path[i], &pos);
+    int delta;
+    char *end;
+    long want = strtol(how, &end, 10);
+    if (!strcmp(how, "next") || !strcmp(how, ">") || !*how) delta = 1;
+    else if (!strcmp(how, "prev") || !strcmp(how, "<")) delta = -1;
+    else if (end != how && !*end && want >= 1 && want <= n) delta = (int)want - pos;
+    else {
+        snprintf(msg, cap, "/branch %d: '%s' (expected prev, next or 1..%d)", i + 1, how, n);
+        return CMD_ERROR;
+    }
+    if (delta && !app_browse(a, i, delta)) {
+        app_take_notice(a, msg, cap);
+        return CMD_ERROR;
+    }
+    n = lb_session_siblings(s, s->path[i], &pos);
+    snprintf(msg, cap, "message %d: branch %d/%d", i + 1, pos, n);
+    return CMD_DONE;
+}
+
+static cmd_result c_compare(struct app *a, const char *arg, char *msg, size_t cap) {
+    if (!*arg) return CMD_COMPARE;
+    if (!app_compare(a, arg)) {
+        app_take_notice(a, msg, cap);
+        return CMD_ERROR;
+    }
+    snprintf(msg, cap, "comparing with %s: building the copy", arg);
+    return CMD_DONE;
+}
+
+// /stats: the panel's figures on one line (for the REPL and scripts).
+static cmd_result c_stats(struct app *a, const char *arg, char *msg, size_t cap) {
+    lb_stats st;
+    lb_chat_stats(a->chat, &st);
+    snprintf(msg, cap, "rss %zu peak %zu weights %zu kv %zu/%zu ctx %d/%d reused %d prefilled %d profile %s "
+             "bpw %.2f kld %.6f top1 %.4f decode %.1f", st.rss_bytes, st.peak_rss_bytes, st.weight_bytes,
+             st.kv_bytes_used, st.kv_bytes_allocated, st.n_ctx_used, st.n_ctx, st.reused_tokens, st.prefill_tokens,
+             st.profile, st.bpw, st.kld, st.top1, st.decode_tps);
     return CMD_DONE;
 }
 
@@ -299,7 +401,12 @@ const struct command commands[] = {
     {"/profile", "[NAME]", "switch quantization profile (no name: picker)", c_profile},
     {"/draft", "[MODEL|self] [PROFILE]|off", "speculative decoding with a draft model", c_draft},
     {"/clear", "", "forget the conversation, keep the settings", c_clear},
-    {"/retry", "", "answer the last message again", c_retry},
+    {"/regen", "", "answer the last message again, as a new branch (the old answer stays)", c_regen},
+    {"/retry", "", "same as /regen", c_regen},
+    {"/edit", "N [TEXT]", "change your message N as a new branch and answer it", c_edit},
+    {"/branch", "[N prev|next|K]", "show another branch at message N (alone: where they are)", c_branch},
+    {"/compare", "PROFILE", "answer the last message again under PROFILE, side by side", c_compare},
+    {"/stats", "", "the live panel's figures on one line", c_stats},
     {"/export", "[FILE]", "write the conversation as Markdown (default NAME.md)", c_export},
     {"/copy", "[N]", "copy the last answer (N: its N-th code block) with OSC 52", c_copy},
     {"/quit", "", "save and leave", c_quit},
@@ -311,12 +418,19 @@ cmd_result cmd_run_line(struct app *a, const char *line, char *msg, size_t cap) 
     size_t n = strcspn(line, " \t");
     const char *arg = line + n;
     while (*arg == ' ' || *arg == '\t') arg++;
-    char argbuf[4096];
-    snprintf(argbuf, sizeof argbuf, "%s", arg);
+    char *argbuf = strdup(arg); // whole: /edit carries a message of any length
+    if (!argbuf) {
+        snprintf(msg, cap, "out of memory");
+        return CMD_ERROR;
+    }
     for (size_t k = strlen(argbuf); k > 0 && (argbuf[k - 1] == ' ' || argbuf[k - 1] == '\n'); k--) argbuf[k - 1] = 0;
     for (int i = 0; i < n_commands; i++)
-        if (strlen(commands[i].name) == n && !strncmp(commands[i].name, line, n))
-            return commands[i].run(a, argbuf, msg, cap);
+        if (strlen(commands[i].name) == n && !strncmp(commands[i].name, line, n)) {
+            cmd_result r = commands[i].run(a, argbuf, msg, cap);
+            free(argbuf);
+            return r;
+        }
+    free(argbuf);
     snprintf(msg, cap, "unknown command '%.*s' (/help lists them)", (int)(n > 60 ? 60 : n), line);
     return CMD_ERROR;
 }
@@ -336,11 +450,11 @@ int cmd_complete(struct app *a, const char *line, char out[][128], int cap) {
             const char *name = i < 0 ? "auto" : lb_chat_template_name(i);
             if (!strncmp(name, arg, strlen(arg))) snprintf(out[k++], 128, "/template %s", name);
         }
-    } else if (cmdlen == 8 && !strncmp(line, "/profile", 8)) {
+    } else if ((cmdlen == 8 && !strncmp(line, "/profile", 8)) || (cmdlen == 8 && !strncmp(line, "/compare", 8))) {
         lb_profile_choice ch[32];
         int n = lb_chat_profiles(a->model, ch, 32);
         for (int i = 0; i < n && k < cap; i++)
-            if (!strncmp(ch[i].name, arg, strlen(arg))) snprintf(out[k++], 128, "/profile %.31s", ch[i].name);
+            if (!strncmp(ch[i].name, arg, strlen(arg))) snprintf(out[k++], 128, "%.8s %.31s", line, ch[i].name);
     } else if (cmdlen == 5 && !strncmp(line, "/seed", 5)) {
         if (!strncmp("random", arg, strlen(arg))) snprintf(out[k++], 128, "/seed random");
     }

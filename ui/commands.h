@@ -15,6 +15,8 @@ typedef enum cmd_result {
     CMD_QUIT,
     CMD_PICKER,   // open the profile picker (the screen) / list profiles (the REPL)
     CMD_HELP,     // show the help
+    CMD_INPUT,    // app->input is text for the input box (/edit N without text: the old one to change)
+    CMD_COMPARE,  // open the profile picker to choose what /compare runs
 } cmd_result;
 
 struct command {

@@ -39,6 +39,23 @@ static ui_action k_picker(struct tui *t, int key) {
     return UI_REDRAW;
 }
 
+static ui_action k_select(struct tui *t, int key) {
+    const int n = app_session(&t->app)->n_msgs;
+    if (n == 0) {
+        ui_set_status(t, "no messages yet");
+        return UI_REDRAW;
+    }
+    t->sel = n - 1;
+    ui_set_status(t, "Up/Down select, </> branches, e edit, r regenerate, c compare, Esc done");
+    return UI_REDRAW;
+}
+
+static ui_action k_compare(struct tui *t, int key) {
+    t->picker_compare = true;
+    ui_open_picker(t);
+    return UI_REDRAW;
+}
+
 static ui_action k_escape(struct tui *t, int key) {
     if (t->app.generating) {
         app_stop(&t->app);
@@ -162,7 +179,7 @@ static ui_action k_toggle_stats(struct tui *t, int key) {
 
 static ui_action k_raw_text(struct tui *t, int key) {
     t->raw_text = !t->raw_text;
-    ui_set_status(t, t->raw_text ? "raw text (F7: Markdown)" : "Markdown (F7: raw text)");
+    ui_set_status(t, t->raw_text ? "raw text (F9: Markdown)" : "Markdown (F9: raw text)");
     return UI_REDRAW;
 }
 
@@ -227,6 +244,12 @@ static ui_action run_command(struct tui *t, const char *line) {
     case CMD_QUIT: return UI_QUIT;
     case CMD_HELP: return k_help(t, 0);
     case CMD_PICKER: return k_picker(t, 0);
+    case CMD_COMPARE: return k_compare(t, 0);
+    case CMD_INPUT:
+        ed_set(&t->ed, t->app.input ? t->app.input : "");
+        free(t->app.input);
+        t->app.input = NULL;
+        return UI_RELAYOUT;
     default: break;
     }
     if (*msg) ui_set_status(t, "%s", msg);
@@ -336,9 +359,11 @@ const struct key_binding key_table[] = {
     {FK(KEY_F(2)), "F2", "show/hide the session list", k_toggle_sessions},
     {FK(KEY_F(3)), "F3", "show/hide the live panel", k_toggle_stats},
     {FK(KEY_F(4)), "F4", "pick a quantization profile (also /profile)", k_picker},
+    {FK(KEY_F(7)), "F7", "select a message: </> its branches, e edit, r regenerate, c compare", k_select},
+    {FK(KEY_F(8)), "F8", "compare the last answer under another profile (also /compare)", k_compare},
     {FK(KEY_F(5)), "F5/F6", "previous/next session", k_prev_session},
     {FK(KEY_F(6)), "F6", NULL, k_next_session},
-    {FK(KEY_F(7)), "F7", "show replies as raw text / as Markdown", k_raw_text},
+    {FK(KEY_F(9)), "F9", "show replies as raw text / as Markdown", k_raw_text},
     {CTRL('n'), "Ctrl-N", "new session (also /new)", k_new_session},
     {CTRL('r'), "Ctrl-R", "search the message history (again: older)", k_search},
     {CTRL('x'), "Ctrl-X Ctrl-E", "edit the message in $EDITOR (also Ctrl-G)", k_ctrl_x},

@@ -174,6 +174,11 @@ static void sessions_draw(const struct ui_panel *p, struct tui *t) {
 const ui_panel_class sessions_panel = {"sessions", sessions_draw, NULL};
 
 // --- transcript ---------------------------------------------------------------------
+//
+// Every shown message has a header ("You #3 <2/3>": its number for /edit and
+// /branch, and its place among its siblings when it has any), its text, and
+// for answers a footer. An answer with a /compare partner is drawn beside it:
+// two columns from 100 terminal columns up, else one above the other.
 
 struct tline {
     const char *s;
@@ -181,7 +186,40 @@ struct tline {
     int attr, indent;
     const struct mdview *view; // a message's row: drawn by mdview (s and n unused)
     int row;
+    int w1;            // the left column's width; 0: the whole line
+    const char *s2;    // the right column, from column x2 (NULL: none)
+    size_t n2;
+    int attr2, x2;
 };
+
+// Lines of text formatted for one frame (headers, footers); freed after drawing.
+struct pool {
+    char **s;
+    int n, cap;
+};
+
+static const char *pool_printf(struct pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const char *pool_printf(struct pool *p, const char *fmt, ...) {
+    if (p->n == p->cap) {
+        int c = p->cap ? 2 * p->cap : 32;
+        char **s = realloc(p->s, (size_t)c * sizeof *s);
+        if (!s) return "";
+        p->s = s;
+        p->cap = c;
+    }
+    char *buf = malloc(256);
+    if (!buf) return "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, 256, fmt, ap);
+    va_end(ap);
+    return p->s[p->n++] = buf;
+}
+
+static void pool_free(struct pool *p) {
+    for (int i = 0; i < p->n; i++) free(p->s[i]);
+    free(p->s);
+}
 
 static int add_line(struct tline **ls, int *n, int *cap, struct tline l) {
     if (*n == *cap) {
@@ -212,15 +250,93 @@ static void add_view(struct tline **ls, int *n, int *cap, struct mdview *v, cons
     for (int r = 0; r < v->n_rows; r++) add_line(ls, n, cap, (struct tline){.s = "", .attr = attr, .indent = 2, .view = v, .row = r});
 }
 
+// One side of a compare: header, text (or what the compare is doing), footer lines.
+struct side {
+    struct tline *l;
+    int n, cap;
+};
+
+static void side_text(struct side *sd, const char *s, int width, int attr) {
+    add_wrapped(&sd->l, &sd->n, &sd->cap, s, width + 2, attr);
+}
+
+static void compare_side(struct tui *t, struct pool *pool, struct side *sd, const lb_session_node *d, bool other,
+                         int width) {
+    const lb_reply_stats *r = &d->stats;
+    float progress = 0;
+    const app_compare_phase ph = app_compare_state(&t->app, &progress);
+    const char *name = d->has_stats ? r->profile : other ? t->app.cmp_profile : "?";
+    if (d->has_stats) side_text(sd, pool_printf(pool, "%s · %.2f bpw", name, r->bpw), width, COLOR_PAIR(1) | A_BOLD);
+    else side_text(sd, pool_printf(pool, "%s", name), width, COLOR_PAIR(1) | A_BOLD);
+    if (other && ph == CMP_BUILD) {
+        char bar[64];
+        int bw = width - 24 > 30 ? 30 : width - 24 > 4 ? width - 24 : 4, fill = (int)(progress * (float)bw + 0.5f), k = 0;
+        bar[k++] = '[';
+        for (int i = 0; i < bw; i++) bar[k++] = i < fill ? '#' : '.';
+        bar[k++] = ']';
+        bar[k] = 0;
+        side_text(sd, pool_printf(pool, "building the copy %s %3.0f%%", bar, 100.0 * progress), width, A_DIM);
+    } else if (other && ph == CMP_MEASURE_A) {
+        side_text(sd, "waiting: the shown answer is being measured", width, A_DIM);
+    } else if (!*d->content && other && t->app.generating) {
+        side_text(sd, "...", width, A_DIM);
+    } else {
+        side_text(sd, d->content, width, 0);
+    }
+    if (!d->has_stats) {
+        if (!other && ph == CMP_MEASURE_A) side_text(sd, "KL measuring against the source ...", width, A_DIM);
+        return;
+    }
+    side_text(sd, pool_printf(pool, "%d tok · TTFT %.1f ms · %.1f tok/s", (int)r->n_tokens, 1e3 * r->ttft_s,
+                              r->decode_tps), width, A_DIM);
+    if (r->spec_accept >= 0)
+        side_text(sd, pool_printf(pool, "draft %.0f%% accepted", 100.0 * r->spec_accept), width, A_DIM);
+    if (r->kld >= 0)
+        side_text(sd, pool_printf(pool, "KL %.4f nats · top-1 %.1f%% (%d tok)", r->kld, 100.0 * r->top1,
+                                  (int)r->n_measured), width, A_DIM);
+    else if ((other && ph == CMP_MEASURE_B) || (!other && ph == CMP_MEASURE_A))
+        side_text(sd, "KL measuring against the source ...", width, A_DIM);
+    else
+        side_text(sd, "KL not measured", width, A_DIM);
+}
+
+static void add_compare(struct tui *t, struct pool *pool, struct tline **ls, int *n, int *cap,
+                        const lb_session_node *shown, const lb_session_node *other, int w) {
+    struct side a = {0}, b = {0};
+    if (t->cols >= 100) {
+        const int cw = (w - 5) / 2; // "  " left | " │ " | right
+        compare_side(t, pool, &a, shown, false, cw);
+        compare_side(t, pool, &b, other, true, cw);
+        for (int i = 0; i < a.n || i < b.n; i++) {
+            struct tline l = {.indent = 2, .w1 = cw, .x2 = 2 + cw + 3};
+            if (i < a.n) l.s = a.l[i].s, l.n = a.l[i].n, l.attr = a.l[i].attr;
+            else l.s = "", l.n = 0;
+            if (i < b.n) l.s2 = b.l[i].s, l.n2 = b.l[i].n, l.attr2 = b.l[i].attr;
+            else l.s2 = "", l.n2 = 0;
+            add_line(ls, n, cap, l);
+        }
+    } else {
+        compare_side(t, pool, &a, shown, false, w - 2);
+        compare_side(t, pool, &b, other, true, w - 2);
+        for (int i = 0; i < a.n; i++) add_line(ls, n, cap, a.l[i]);
+        add_line(ls, n, cap, (struct tline){.s = "", .n = 0, .attr = 0, .indent = 0});
+        for (int i = 0; i < b.n; i++) add_line(ls, n, cap, b.l[i]);
+    }
+    free(a.l);
+    free(b.l);
+}
+
 static void transcript_draw(const struct ui_panel *p, struct tui *t) {
     lb_session *s = app_session(&t->app);
     char title[160];
     snprintf(title, sizeof title, "%s — %s", s->name, lb_chat_template_name(app_template(&t->app)));
-    box_at(p, title, false);
+    box_at(p, title, t->sel >= 0);
     const int w = p->w - 2, h = p->h - 2;
     if (w < 4 || h < 1) return;
+    if (t->sel >= s->n_msgs) t->sel = s->n_msgs - 1;
     struct tline *ls = NULL;
-    int n = 0, cap = 0;
+    struct pool pool = {0};
+    int n = 0, cap = 0, sel_line = -1;
     if (!mdview_reserve(&t->views, &t->cap_views, s->n_msgs)) return;
     struct mdview *views = t->views;
     if (*s->system) {
@@ -232,18 +348,44 @@ static void transcript_draw(const struct ui_panel *p, struct tui *t) {
              turns_label(turns, sizeof turns, t->app.ctx_first));
     static const char thinking[] = "...";
     for (int i = 0; i < s->n_msgs; i++) {
-        const bool user = !strcmp(s->msgs[i].role, "user");
+        const lb_session_node *d = &s->nodes[s->path[i]];
+        const bool user = !strcmp(d->role, "user");
         const int dim = i < t->app.ctx_first ? A_DIM : 0;
         if (i == t->app.ctx_first && i > 0)
             add_line(&ls, &n, &cap, (struct tline){.s = out_note, .n = strlen(out_note), .attr = COLOR_PAIR(5)});
-        add_line(&ls, &n, &cap,
-                 (struct tline){.s = user ? "You" : "lowbit", .n = user ? 3u : 6u, .attr = (user ? COLOR_PAIR(2) : COLOR_PAIR(3)) | A_BOLD | dim});
-        if (!user && !*s->msgs[i].content && t->app.generating && i == s->n_msgs - 1)
+        int pos = 1, sibs = lb_session_siblings(s, s->path[i], &pos);
+        // "> " marks the selection in plain text too (copy and paste, capture-pane).
+        const char *mark = i == t->sel ? "> " : "";
+        const char *head = sibs > 1 ? pool_printf(&pool, "%s%s #%d  <%d/%d>", mark, user ? "You" : "lowbit", i + 1, pos, sibs)
+                                    : pool_printf(&pool, "%s%s #%d", mark, user ? "You" : "lowbit", i + 1);
+        int hattr = (user ? COLOR_PAIR(2) : COLOR_PAIR(3)) | A_BOLD | dim;
+        if (i == t->sel) {
+            hattr |= A_REVERSE;
+            sel_line = n;
+        }
+        add_line(&ls, &n, &cap, (struct tline){.s = head, .n = strlen(head), .attr = hattr, .indent = 0});
+        const bool writing = t->app.generating && t->app.turn_node == s->path[i];
+        if (!user && d->compare >= 0 && d->compare < s->n_nodes) {
+            add_compare(t, &pool, &ls, &n, &cap, d, &s->nodes[d->compare], w);
+        } else if (!user && !*d->content && writing) {
             add_line(&ls, &n, &cap, (struct tline){.s = thinking, .n = 3, .attr = A_DIM, .indent = 2});
-        else
-            add_view(&ls, &n, &cap, &views[i], s->msgs[i].content, w, user || t->raw_text,
-                     t->app.generating && i == s->n_msgs - 1, dim);
-        add_line(&ls, &n, &cap, (struct tline){.s = ""});
+        } else {
+            add_view(&ls, &n, &cap, &views[i], d->content, w, user || t->raw_text, writing, dim);
+            if (!user && d->has_stats && !writing) {
+                char foot[200];
+                app_footer(&d->stats, true, foot, sizeof foot);
+                const char *f = pool_printf(&pool, "%s", foot);
+                add_line(&ls, &n, &cap, (struct tline){.s = f, .n = strlen(f), .attr = A_DIM, .indent = 2});
+            }
+        }
+        add_line(&ls, &n, &cap, (struct tline){.s = "", .n = 0, .attr = 0, .indent = 0});
+    }
+    // Keep the selected message's header on screen.
+    if (sel_line >= 0) {
+        int first = n - h - t->scroll;
+        if (sel_line < first) t->scroll = n - h - sel_line;
+        else if (sel_line >= first + h) t->scroll = n - h - (sel_line - h + 2 < sel_line ? sel_line - h + 2 : sel_line);
+        if (t->scroll < 0) t->scroll = 0;
     }
     if (t->scroll > n - h) t->scroll = n - h > 0 ? n - h : 0;
     int first = n - h - t->scroll;
@@ -254,9 +396,16 @@ static void transcript_draw(const struct ui_panel *p, struct tui *t) {
             mdview_draw_row(l->view, l->row, p->y + 1 + r, p->x + 1 + l->indent, w - l->indent, (attr_t)l->attr);
             continue;
         }
+        const int lw = l->w1 ? l->w1 : w - l->indent;
         attron(l->attr);
-        put_text(p->y + 1 + r, p->x + 1 + l->indent, l->s, l->n, w - l->indent);
+        put_text(p->y + 1 + r, p->x + 1 + l->indent, l->s, l->n, lw);
         attroff(l->attr);
+        if (l->s2) {
+            mvaddstr(p->y + 1 + r, p->x + 1 + l->x2 - 2, "│");
+            attron(l->attr2);
+            put_text(p->y + 1 + r, p->x + 1 + l->x2, l->s2, l->n2, w - l->x2);
+            attroff(l->attr2);
+        }
     }
     if (t->scroll > 0) {
         char more[48];
@@ -266,9 +415,79 @@ static void transcript_draw(const struct ui_panel *p, struct tui *t) {
         attroff(A_REVERSE);
     }
     free(ls);
+    pool_free(&pool);
 }
 
-const ui_panel_class transcript_panel = {"transcript", transcript_draw, NULL};
+// While a message is selected (F7) the transcript takes the keys: Up/Down
+// move, </> (or Left/Right) show its other branches, e puts one of your
+// messages into the input box as /edit N, r regenerates an answer, c
+// compares the last answer, Esc ends. Other keys are kept from the input box.
+static ui_action transcript_key(const struct ui_panel *p, struct tui *t, int key) {
+    if (t->sel < 0) return UI_IGNORED;
+    lb_session *s = app_session(&t->app);
+    if (s->n_msgs == 0) {
+        t->sel = -1;
+        return UI_IGNORED;
+    }
+    if (t->sel >= s->n_msgs) t->sel = s->n_msgs - 1;
+    const int i = t->sel;
+    const bool user = !strcmp(s->msgs[i].role, "user");
+    switch (key) {
+    case UI_FKEY | KEY_UP: case 'k':
+        if (t->sel > 0) t->sel--;
+        return UI_REDRAW;
+    case UI_FKEY | KEY_DOWN: case 'j':
+        if (t->sel + 1 < s->n_msgs) t->sel++;
+        return UI_REDRAW;
+    case UI_FKEY | KEY_LEFT: case '<': case ',':
+    case UI_FKEY | KEY_RIGHT: case '>': case '.': {
+        const int delta = key == '<' || key == ',' || key == (UI_FKEY | KEY_LEFT) ? -1 : 1;
+        if (app_browse(&t->app, i, delta)) {
+            int pos, count = lb_session_siblings(s, s->path[i], &pos);
+            ui_set_status(t, "message %d: branch %d/%d", i + 1, pos, count);
+        }
+        return UI_REDRAW;
+    }
+    case 'e': case '\r': case '\n': case UI_FKEY | KEY_ENTER:
+        if (!user) {
+            ui_set_status(t, "e edits your messages; r regenerates an answer");
+            return UI_REDRAW;
+        }
+        char *line;
+        if (asprintf(&line, "/edit %d %s", i + 1, s->msgs[i].content) < 0) return UI_NONE;
+        ed_set(&t->ed, line);
+        free(line);
+        t->sel = -1;
+        ui_set_status(t, "change the text; Enter answers it as a new branch (the old one stays)");
+        return UI_RELAYOUT;
+    case 'r':
+        if (user) {
+            ui_set_status(t, "r regenerates an answer; e edits your messages");
+            return UI_REDRAW;
+        }
+        if (app_regen(&t->app, i)) {
+            t->sel = -1;
+            t->scroll = 0;
+        }
+        return UI_REDRAW;
+    case 'c':
+        if (i != s->n_msgs - 1 || user) {
+            ui_set_status(t, "c compares the last answer");
+            return UI_REDRAW;
+        }
+        t->sel = -1;
+        t->picker_compare = true;
+        ui_open_picker(t);
+        return UI_REDRAW;
+    case UI_KEY_ESC: case 'q': case UI_FKEY | KEY_F(7):
+        t->sel = -1;
+        return UI_REDRAW;
+    default: // function and control keys (F1, Ctrl-L, Ctrl-D) still work; text is not typed
+        return key & UI_FKEY || key < 0x20 ? UI_IGNORED : UI_NONE;
+    }
+}
+
+const ui_panel_class transcript_panel = {"transcript", transcript_draw, transcript_key};
 
 // --- input ----------------------------------------------------------------------------
 
@@ -346,6 +565,7 @@ static void stats_draw(const struct ui_panel *p, struct tui *t) {
         ROW("nearly full: old turns go next");
         attroff(COLOR_PAIR(5) | A_BOLD);
     }
+    ROW("reused   %d, prefilled %d", s->reused_tokens, s->prefill_tokens);
     if (t->app.ctx_first > 0) ROW("unseen   %s (still shown)", turns_label(a, sizeof a, t->app.ctx_first));
     HEAD("Profile");
     ROW("active   %s, %.2f bpw", s->profile, s->bpw);
@@ -364,6 +584,15 @@ static void stats_draw(const struct ui_panel *p, struct tui *t) {
         ROW("draft    %s", s->draft);
         ROW("accepted %.1f%% of %lld", 100.0 * s->spec_accept, (long long)s->spec_drafted);
         ROW("mean     %.2f per step, K %d", s->spec_mean_accepted, (int)s->spec_k);
+    }
+    float cmp_progress;
+    const app_compare_phase ph = app_compare_state(&t->app, &cmp_progress);
+    if (ph != CMP_NONE) {
+        static const char *what[] = {"", "measuring the shown answer", "building the copy", "the copy answers",
+                                     "measuring its answer"};
+        HEAD("Compare");
+        ROW("with %s: %s", t->app.cmp_profile, what[ph]);
+        if (ph == CMP_BUILD) ROW("%3.0f%% of the matrices", 100.0 * cmp_progress);
     }
     if (s->switching) {
         HEAD("Switching profile");
@@ -430,6 +659,17 @@ static void help_draw(const struct ui_panel *p, struct tui *t) {
     for (int i = 0; i < n_commands && n < 124; i++)
         snprintf(lines[n++], 160, "  %-9s %-12s %s", commands[i].name, commands[i].args, commands[i].help);
     if (n < 126) snprintf(lines[n++], 160, " ");
+    static const char *sel_help[] = {
+        "Selecting messages (F7)",
+        "  Up/Down        another message",
+        "  < > Left/Right its other branches (edits and regenerations), shown as <2/3>",
+        "  e Enter        edit your message: /edit N in the input box, sent as a new branch",
+        "  r              regenerate this answer as a new branch",
+        "  c              compare the last answer under another profile (also F8)",
+        "  Esc            done",
+        " ",
+    };
+    for (size_t i = 0; i < sizeof sel_help / sizeof sel_help[0] && n < 120; i++) snprintf(lines[n++], 160, "%s", sel_help[i]);
     if (t->stats.kld_every > 0 && n < 124) {
         snprintf(lines[n++], 160, "Live KL divergence: every %d generated tokens (--kld-every N)", t->stats.kld_every);
         snprintf(lines[n++], 160, "  a background thread (1 core) runs the source-precision model over the new");
@@ -469,7 +709,8 @@ const ui_panel_class help_panel = {"help", help_draw, help_key};
 
 static void picker_draw(const struct ui_panel *p, struct tui *t) {
     clear_rect(p->y, p->x, p->h, p->w);
-    box_at(p, "profile - Enter switches, Esc cancels", true);
+    box_at(p, t->picker_compare ? "compare with - Enter answers again under it, Esc cancels"
+                                : "profile - Enter switches, Esc cancels", true);
     char line[160], size[32];
     snprintf(line, sizeof line, "%-8s %9s %12s", "name", "bpw", "est. weights");
     attron(A_BOLD);
@@ -493,8 +734,9 @@ static void picker_draw(const struct ui_panel *p, struct tui *t) {
 
 static ui_action picker_key(const struct ui_panel *p, struct tui *t, int key) {
     struct ui_panel *self = &t->panels[P_PICKER];
-    if (key == UI_KEY_ESC || key == (UI_FKEY | KEY_F(4))) {
+    if (key == UI_KEY_ESC || key == (UI_FKEY | KEY_F(4)) || key == (UI_FKEY | KEY_F(8))) {
         self->visible = false;
+        t->picker_compare = false;
         return UI_REDRAW;
     }
     if (key == (UI_FKEY | KEY_UP) && t->picker_sel > 0) t->picker_sel--;
@@ -502,7 +744,13 @@ static ui_action picker_key(const struct ui_panel *p, struct tui *t, int key) {
     else if (key == '\r' || key == '\n' || key == (UI_FKEY | KEY_ENTER)) {
         self->visible = false;
         const char *name = t->choices[t->picker_sel].name;
-        if (app_switch_profile(&t->app, name)) ui_set_status(t, "switching to %s in the background", name);
+        if (t->picker_compare) {
+            if (app_compare(&t->app, name)) ui_set_status(t, "comparing with %s", name);
+            t->picker_compare = false;
+            t->scroll = 0;
+        } else if (app_switch_profile(&t->app, name)) {
+            ui_set_status(t, "switching to %s in the background", name);
+        }
         return UI_REDRAW;
     } else if (key == (UI_FKEY | KEY_RESIZE)) {
         return UI_IGNORED;

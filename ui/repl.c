@@ -39,6 +39,27 @@ static void print_text(const char *s, size_t n, void *u) {
     fflush(stdout);
 }
 
+// After an answer: its footer, and for a /compare both sides, on stderr.
+static void print_footers(struct app *a) {
+    lb_session *s = app_session(a);
+    const int node = a->turn_node;
+    if (node < 0 || node >= s->n_nodes || !s->nodes[node].has_stats) return;
+    char line[256];
+    const lb_session_node *b = &s->nodes[node];
+    if (a->turn_kind == TURN_COMPARE && b->compare >= 0 && s->nodes[b->compare].has_stats) {
+        const lb_session_node *x = &s->nodes[b->compare];
+        const lb_session_node *sides[2] = {x, b};
+        for (int i = 0; i < 2; i++) {
+            app_footer(&sides[i]->stats, false, line, sizeof line);
+            fprintf(stderr, "lowbit chat: compare: %s  %s (%.2f bpw) · %s · top-1 %.1f%%\n", i ? "other" : "shown",
+                    sides[i]->stats.profile, sides[i]->stats.bpw, line, 100.0 * sides[i]->stats.top1);
+        }
+        return;
+    }
+    app_footer(&b->stats, true, line, sizeof line);
+    fprintf(stderr, "lowbit chat: [%s]\n", line);
+}
+
 static void flush_notices(struct app *a) {
     char msg[APP_NOTICE_MAX];
     while (app_take_notice(a, msg, sizeof msg)) fprintf(stderr, "lowbit chat: %s\n", msg);
@@ -62,12 +83,19 @@ static void print_profiles(struct app *a) {
 }
 
 // A profile switch runs in the background; a script expects it done when the
-// command returns.
-static void wait_switch(struct app *a) {
+// command returns, and told how it went (the event), even when it was over
+// before anyone looked.
+static uint32_t event_seq(struct app *a) {
+    lb_stats st;
+    lb_chat_stats(a->chat, &st);
+    return st.event_seq;
+}
+
+static void wait_switch(struct app *a, uint32_t seq_before) {
     while (lb_chat_switching(a->chat)) usleep(20000);
     lb_stats st;
     lb_chat_stats(a->chat, &st);
-    fprintf(stderr, "lowbit chat: %s\n", st.event);
+    if (st.event_seq != seq_before) fprintf(stderr, "lowbit chat: %s\n", st.event);
 }
 
 int ui_repl_run(const struct app_options *opt) {
@@ -80,7 +108,7 @@ int ui_repl_run(const struct app_options *opt) {
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = on_interrupt; // no SA_RESTART: a Ctrl-C at the prompt ends getline
     sigaction(SIGINT, &sa, &old_sa);
-    if (lb_chat_switching(a.chat)) wait_switch(&a);
+    wait_switch(&a, 0); // --profile or the session's profile, started by app_open
     flush_notices(&a);
     char *line = NULL, *buf = NULL;
     size_t cap = 0, len = 0;
@@ -111,22 +139,30 @@ int ui_repl_run(const struct app_options *opt) {
         if (!*buf) continue;
         if (buf[0] == '/') {
             char msg[1024];
+            const uint32_t seq = event_seq(&a);
             cmd_result r = cmd_run_line(&a, buf, msg, sizeof msg);
             if (r == CMD_QUIT) break;
             if (r == CMD_HELP) print_help();
-            else if (r == CMD_PICKER) print_profiles(&a);
+            else if (r == CMD_PICKER || r == CMD_COMPARE) print_profiles(&a);
+            else if (r == CMD_INPUT) {
+                fprintf(stderr, "lowbit chat: %s  (type it with the new text)\n", a.input ? a.input : "");
+                free(a.input);
+                a.input = NULL;
+            }
             else if (*msg) fprintf(stderr, "lowbit chat: %s\n", msg);
-            if (lb_chat_switching(a.chat)) wait_switch(&a);
+            if (!strncmp(buf, "/profile ", 9) || lb_chat_switching(a.chat)) wait_switch(&a, seq);
             if (a.generating) {
                 app_wait(&a, print_text, NULL);
                 printf("\n");
                 fflush(stdout);
+                print_footers(&a);
             }
         } else if (app_send(&a, buf)) {
             app_wait(&a, print_text, NULL);
             printf("\n");
             fflush(stdout);
             if (interrupted) fprintf(stderr, "lowbit chat: stopped; the partial answer is kept\n");
+            print_footers(&a);
         }
         flush_notices(&a);
     }

@@ -46,6 +46,7 @@ int ui_tui_run(const struct app_options *opt) {
         return 1;
     }
     t.show_sessions = true;
+    t.sel = -1;
     t.show_stats = true;
     load_history(&t);
     ui_layout(&t);

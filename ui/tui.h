@@ -54,6 +54,8 @@ struct tui {
     bool ctrl_x;                // Ctrl-X pressed: Ctrl-E next edits in $EDITOR
     char *history_path;         // the input history file; NULL: not kept
     int picker_sel;
+    bool picker_compare;        // the picker chooses a profile for /compare, not a switch
+    int sel;                    // the shown message selected (F7), -1: none
     lb_profile_choice choices[32];
     int n_choices;
     lb_stats stats;             // the snapshot panels draw from
