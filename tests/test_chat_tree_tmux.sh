@@ -50,7 +50,12 @@ wait_gone() {
 }
 shows() { screen | grep -qF -- "$1"; }
 lacks() { ! screen | grep -qF -- "$1"; }
-idle() { wait_gone "generating - Esc stops" 30; }
+# idle: the reply just asked for has started (seen, or given 3 s under load) and ended
+idle() {
+    local deadline=$((SECONDS + 3))
+    while [ $SECONDS -lt $deadline ] && ! screen 2>/dev/null | grep -qF "generating - Esc stops"; do sleep 0.05; done
+    wait_gone "generating - Esc stops" 30
+}
 
 start() {
     T new-session -d -s chat -x 124 -y 40 \
