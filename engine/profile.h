@@ -7,6 +7,7 @@
 #ifndef LB_PROFILE_H
 #define LB_PROFILE_H
 
+#include "gptq.h"
 #include "lowbit.h"
 
 // llama.cpp's file types (include/llama.h, enum llama_ftype): the value
@@ -42,6 +43,9 @@ struct lb_method {
     enum lb_ftype ftype;
     bool mix;           // a llama.cpp mix (q4_k_m...): its rules are the point, so `pure` contradicts it
 };
+// A calibrated method (gptq) has no type of its own (LB_TYPE_COUNT): the
+// profile's grid gives it, and it needs calibration text.
+static inline bool lb_method_calibrated(const struct lb_method *m) { return m->type == LB_TYPE_COUNT; }
 extern const struct lb_method lb_methods[];
 extern const int lb_n_methods;
 
@@ -60,6 +64,18 @@ struct lb_profile {
     lb_type kv_type;    // LB_TYPE_F16 or LB_TYPE_F32
     struct lb_override *overrides;
     int n_overrides;
+    // What the method resolves to: method->type and ->ftype, except for a
+    // calibrated method, whose type is the one holding its grid
+    // (lb_grid_type; LB_TYPE_COUNT when none does) and whose file type is that
+    // type's llama.cpp file type (or lowbit's: the type id).
+    lb_type type;
+    enum lb_ftype ftype;
+    // method gptq: the `gptq:` mapping.
+    struct lb_gptq_params gptq;
+    bool true_sequential;  // re-collect inputs after each sub-layer group (q/k/v, o, gate/up, down)
+    // `calibration:` — defaults for --calib-samples and --calib-ctx.
+    int calib_samples;
+    int calib_ctx;
 };
 
 // Whether a type can hold weights in a file we write (has a quantizer and a
