@@ -60,27 +60,41 @@ static void observe(void *user, int layer, const struct lb_weight *w, const floa
     S->obs_st = gptq_hessian_add(&S->h[in], x, n, &S->obs_err);
 }
 
-// Run layer il over every cached sample; with write_back the cache becomes
-// the next layer's input.
-static lb_status run_layer(struct seq_state *S, int il, bool write_back, lb_error *err) {
+// What a pass over the cache runs, and what it leaves there.
+enum pass {
+    PASS_ATTN,        // attention only; the cache is kept
+    PASS_ATTN_STORE,  // attention, whose output replaces the cache; then the FFN, whose output is dropped
+    PASS_FFN,         // the FFN on the cache (attention's output); the cache is kept
+    PASS_FFN_STORE,   // the FFN, whose output replaces the cache: the next layer's input
+    PASS_LAYER,       // both halves; the cache is kept
+    PASS_LAYER_STORE, // both halves, whose output replaces the cache
+};
+
+// Run (part of) layer il over every cached sample.
+static lb_status run_layer(struct seq_state *S, int il, enum pass what, lb_error *err) {
     struct lb_context *c = S->c;
     const int d = S->m->hp.n_embd;
+    const bool attn = what != PASS_FFN && what != PASS_FFN_STORE;
+    const bool ffn = what != PASS_ATTN;
     for (int s = 0; s < S->n_chunks; s++) {
         float *hs = S->cache + (size_t)s * S->n_ctx * d;
         for (int pos = 0; pos < S->n_ctx; pos += c->n_batch) {
             const int nb = S->n_ctx - pos < c->n_batch ? S->n_ctx - pos : c->n_batch;
-            memcpy(c->x, hs + (size_t)pos * d, sizeof(float) * (size_t)nb * d);
-            lb_status st = forward_layer(c, il, pos, nb, err);
+            const size_t bytes = sizeof(float) * (size_t)nb * d;
+            memcpy(c->x, hs + (size_t)pos * d, bytes);
+            lb_status st = attn ? forward_attention(c, il, pos, nb, err) : LB_OK;
+            if (!st && what == PASS_ATTN_STORE) memcpy(hs + (size_t)pos * d, c->x, bytes);
+            if (!st && ffn) st = forward_ffn(c, il, nb, err);
             if (st) return st;
             if (S->obs_st) return lb_fail(err, S->obs_st, "%s", S->obs_err.msg);
-            if (write_back) memcpy(hs + (size_t)pos * d, c->x, sizeof(float) * (size_t)nb * d);
+            if (what == PASS_FFN_STORE || what == PASS_LAYER_STORE) memcpy(hs + (size_t)pos * d, c->x, bytes);
         }
     }
     return LB_OK;
 }
 
-// Collect the Hessians of the inputs in `mask` for layer il.
-static lb_status collect(struct seq_state *S, int il, unsigned mask, lb_error *err) {
+// Collect the Hessians of the inputs in `mask` for layer il over a pass.
+static lb_status collect(struct seq_state *S, int il, unsigned mask, enum pass what, lb_error *err) {
     lb_status st = LB_OK;
     for (int i = 0; i < SEQ_N_INPUTS && !st; i++)
         if (mask & 1u << i) {
@@ -94,7 +108,7 @@ static lb_status collect(struct seq_state *S, int il, unsigned mask, lb_error *e
     S->layer = il;
     S->mask = mask;
     S->c->observer = &obs;
-    st = run_layer(S, il, false, err);
+    st = run_layer(S, il, what, err);
     S->c->observer = NULL;
     S->mask = 0;
     if (st) return st;
@@ -218,16 +232,25 @@ static lb_status quantize_input_group(struct seq_state *S, int il, enum seq_inpu
     return LB_OK;
 }
 
+// The passes, true_sequential: attention twice (q/k/v's input, o's input),
+// attention a third time with every attention weight quantized, its output
+// kept in the cache while the FFN sees gate/up's input, the FFN again for
+// down's input, and once more to make the next layer's input: three
+// attention and three FFN passes. Otherwise one full pass collects all four
+// inputs and one more makes the next layer's.
 static lb_status quantize_layer(struct seq_state *S, int il, lb_error *err) {
     lb_status st = LB_OK;
     if (S->p->true_sequential) {
+        static const enum pass passes[SEQ_N_INPUTS] = {PASS_ATTN, PASS_ATTN, PASS_ATTN_STORE, PASS_FFN};
         for (int in = 0; in < SEQ_N_INPUTS && !st; in++)
-            if (!(st = collect(S, il, 1u << in, err))) st = quantize_input_group(S, il, (enum seq_input)in, err);
+            if (!(st = collect(S, il, 1u << in, passes[in], err)))
+                st = quantize_input_group(S, il, (enum seq_input)in, err);
+        if (!st) st = run_layer(S, il, PASS_FFN_STORE, err);
     } else {
-        st = collect(S, il, (1u << SEQ_N_INPUTS) - 1, err);
+        st = collect(S, il, (1u << SEQ_N_INPUTS) - 1, PASS_LAYER, err);
         for (int in = 0; in < SEQ_N_INPUTS && !st; in++) st = quantize_input_group(S, il, (enum seq_input)in, err);
+        if (!st) st = run_layer(S, il, PASS_LAYER_STORE, err);
     }
-    if (!st) st = run_layer(S, il, true, err);
     // Back to the file's weights; the quantized ones are in the plan's buffers.
     memcpy(&S->m->layers[il], &S->m->src_layers[il], sizeof S->m->layers[il]);
     for (int k = 0; k < LAYER_MATRICES; k++) {

@@ -10,11 +10,12 @@
  * (q/k/v share one, gate/up another); its matrices are quantized; then the
  * layer, now quantized, is run once more to turn the cache into layer L+1's
  * inputs. So the model is never re-run from the embeddings: the cost is two
- * layer passes per layer (five with true_sequential, which re-collects the
- * inputs after each group q/k/v → o → gate/up → down, as the reference's
- * --true-sequential), i.e. 2 (or 5) forward passes over the calibration
- * tokens in all, plus GPTQ itself (rows · cols² per matrix) and the error
- * measurement (about as much again).
+ * passes of each layer over the calibration tokens, i.e. two forward passes
+ * in all; with true_sequential, which re-collects the inputs after each
+ * group q/k/v → o → gate/up → down (as the reference's --true-sequential),
+ * three passes of each half of the layer (sequential.c, quantize_layer).
+ * Then GPTQ itself (rows · cols² per matrix) and the error measurement
+ * (about as much again).
  *
  * Quantized matrices take part in later passes as their exact dequantized
  * values, in f32 (the reference's fake quantization), so activations are not
