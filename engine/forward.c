@@ -206,6 +206,13 @@ lb_status forward_chunk(struct lb_context *c, const int32_t *tokens, int32_t pos
     return LB_OK;
 }
 
+lb_status forward_attention(struct lb_context *c, int il, int32_t pos, int n, lb_error *err) {
+    rope_angles(c, pos, n);
+    return attention_block(c, il, pos, n, err);
+}
+
+lb_status forward_ffn(struct lb_context *c, int il, int n, lb_error *err) { return ffn_block(c, il, n, err); }
+
 lb_status forward_logits(struct lb_context *c, const int *rows, int n_rows, float *logits, lb_error *err) {
     const struct lb_model *m = c->model;
     const int d = m->hp.n_embd;

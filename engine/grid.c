@@ -137,10 +137,12 @@ static void pack_int_row(struct lb_grid g, int64_t n, const uint8_t *q, const fl
 
 lb_status lb_grid_pack_row(lb_type t, struct lb_grid g, int64_t n, const uint8_t *q,
                            const float *scale, const float *zero, void *dst, lb_error *err) {
+    // t == LB_TYPE_COUNT is lb_grid_type's "no type holds this grid".
     const int64_t group = g.group == LB_GRID_PER_CHANNEL ? 32 : g.group;
-    if (lb_grid_type(g) != t || n <= 0 || n % group != 0 || n % 32 != 0)
+    if (t == LB_TYPE_COUNT || lb_grid_type(g) != t || n <= 0 || n % group != 0 || n % 32 != 0)
         return lb_fail(err, LB_ERR_ARG, "grid %d-bit group %d %s does not fit type %s at row length %lld",
-                       g.bits, g.group, g.symmetric ? "symmetric" : "asymmetric", lb_type_name(t), (long long)n);
+                       g.bits, g.group, g.symmetric ? "symmetric" : "asymmetric",
+                       lb_type_name(t) ? lb_type_name(t) : "(none)", (long long)n);
     const int max_q = (1 << g.bits) - 1;
     for (int64_t i = 0; i < n; i++)
         if (q[i] > max_q) return lb_fail(err, LB_ERR_ARG, "grid code %d at %lld exceeds %d bits", q[i], (long long)i, g.bits);

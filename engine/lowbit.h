@@ -387,6 +387,7 @@ const char *lb_profile_method(const lb_profile *p);      // "q4_k_m"
 lb_type lb_profile_type(const lb_profile *p);          // the type most matrices get, once bits/granularity/... are applied
 lb_type lb_profile_kv_type(const lb_profile *p);         // LB_TYPE_F16 (default) or LB_TYPE_F32
 int lb_profile_file_type(const lb_profile *p);           // llama.cpp's LLAMA_FTYPE, written as general.file_type
+bool lb_profile_needs_calibration(const lb_profile *p);  // method gptq: lb_quantize_file needs calib_path
 
 typedef struct lb_quantize_params {
     const lb_profile *profile;  // required
@@ -394,6 +395,12 @@ typedef struct lb_quantize_params {
     bool allow_requantize;      // quantize tensors that are already quantized (decoded first); else an error
     lb_progress_fn progress;    // after each tensor, with the fraction of elements done; false cancels
     void *user;
+    // Calibration text (UTF-8). Required by profiles that need calibration
+    // (GPTQ); with any other profile it only adds the output error on it to
+    // the statistics (the file is the same). Samples and context 0: the
+    // profile's (calibration: samples, ctx; default 128 x 512 tokens).
+    const char *calib_path;
+    int32_t calib_samples, calib_ctx;
 } lb_quantize_params;
 
 typedef struct lb_quantize_tensor {
@@ -406,6 +413,12 @@ typedef struct lb_quantize_tensor {
     int64_t n_elements;
     size_t bytes_in, bytes_out;
     double rel_error;           // ‖W − Ŵ‖ / ‖W‖ over the tensor, W decoded from the input; 0 when copied
+    // With calibration, for the layers' weight matrices: ‖W·X − Ŵ·X‖ / ‖W·X‖
+    // on the calibration inputs X of that matrix (as the already-quantized
+    // layers before it produce them), and the same for round-to-nearest into
+    // the same type, where a calibrated method (GPTQ) made Ŵ. < 0: not measured.
+    double out_error, out_error_rtn;
+    const char *method;         // "gptq", or NULL: the type's reference quantizer
 } lb_quantize_tensor;
 
 typedef struct lb_quantize_stats {
@@ -415,6 +428,7 @@ typedef struct lb_quantize_stats {
     size_t bytes_in, bytes_out;  // tensor data only
     int n_fallback;
     double seconds;
+    int calib_samples, calib_ctx; // chunks of calibration text used, tokens each (0: no calibration)
 } lb_quantize_stats;
 
 // Quantize GGUF file `in` into `out` (written atomically: a temporary file

@@ -573,5 +573,9 @@ lb_status lb_model_requantize(lb_model *m, lb_type type, lb_progress_fn progress
 lb_status lb_model_requantize_profile(lb_model *m, const lb_profile *profile, lb_progress_fn progress, void *user,
                                       lb_error *err) {
     if (!profile) return lb_fail(err, LB_ERR_ARG, "requantize: no profile given");
+    if (lb_method_calibrated(profile->method))
+        return lb_fail(err, LB_ERR_UNSUPPORTED, "profile '%s' (method %s) needs calibration text, which loading "
+                       "cannot run: write a file with lowbit quantize --calib TEXTFILE and load that", profile->name,
+                       profile->method->name);
     return requantize(m, LB_TYPE_COUNT, profile, progress, user, err);
 }

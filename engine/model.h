@@ -87,8 +87,6 @@ lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const 
                  const float *x, float *y, int n, lb_error *err);
 void matmul_scratch_free(struct lb_matmul_scratch *s);
 
-#endif
-
 // ----------------------------------------------------------------------------
 // Context (context.c: lifecycle and KV cache; forward.c: the math)
 
@@ -140,5 +138,14 @@ static inline void *kv_value_row(const struct lb_context *c, int layer, int32_t 
 // Run n ≤ n_batch tokens at positions pos..pos+n-1 through every layer; the
 // final hidden states (before output norm) are left in c->x.
 lb_status forward_chunk(struct lb_context *c, const int32_t *tokens, int32_t pos, int n, lb_error *err);
+// The two halves of layer il alone, on the n hidden states in c->x (in
+// place): attention with its residual at positions pos..pos+n-1 (writing
+// that layer's KV rows), and the FFN with its residual. Calibration
+// (sequential.c) runs one layer, or half of one, at a time on cached hidden
+// states instead of the model from the embeddings.
+lb_status forward_attention(struct lb_context *c, int il, int32_t pos, int n, lb_error *err);
+lb_status forward_ffn(struct lb_context *c, int il, int n, lb_error *err);
 // Logits of the given rows of c->x (output norm, then output head).
 lb_status forward_logits(struct lb_context *c, const int *rows, int n_rows, float *logits, lb_error *err);
+
+#endif

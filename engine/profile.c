@@ -57,6 +57,9 @@ const struct lb_method lb_methods[] = {
     // Round to nearest on an integer grid: the type follows from bits,
     // granularity, group_size and symmetric (resolve_rtn).
     {"rtn", LB_TYPE_COUNT, LB_FTYPE_ALL_F32, false},
+    // GPTQ onto the grid of the profile's `gptq:` mapping; its type and file
+    // type are the grid's (resolve_method).
+    {"gptq", LB_TYPE_COUNT, LB_FTYPE_ALL_F32, false},
 };
 const int lb_n_methods = (int)(sizeof lb_methods / sizeof lb_methods[0]);
 
@@ -66,7 +69,7 @@ bool lb_type_is_weight(lb_type t) {
 }
 
 static const char *const profile_keys = "name, description, method, bits, granularity, group_size, symmetric, "
-                                        "double_quant, pure, overrides, fallback, kv_cache";
+                                        "double_quant, pure, overrides, fallback, kv_cache, gptq, calibration";
 
 // ----------------------------------------------------------------------------
 // Reading the YAML document
@@ -158,6 +161,35 @@ static lb_status get_bool(struct reader *r, const char *key, const yaml_node_t *
     return LB_OK;
 }
 
+// An integer in [lo, hi]; `what` describes the range for the message.
+static lb_status get_int(struct reader *r, const char *key, const yaml_node_t *v, long lo, long hi, const char *what,
+                         int *out) {
+    const char *s = NULL;
+    lb_status st = get_string(r, key, v, &s);
+    if (st) return st;
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || errno || x < lo || x > hi)
+        return fail_at(r, v, LB_ERR_FORMAT, "'%s' is '%s' (expected %s)", key, s, what);
+    *out = (int)x;
+    return LB_OK;
+}
+
+static lb_status get_double(struct reader *r, const char *key, const yaml_node_t *v, double lo, double hi,
+                            double *out) {
+    const char *s = NULL;
+    lb_status st = get_string(r, key, v, &s);
+    if (st) return st;
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (!*s || *end || errno || !(x >= lo && x <= hi))
+        return fail_at(r, v, LB_ERR_FORMAT, "'%s' is '%s' (expected a number from %g to %g)", key, s, lo, hi);
+    *out = x;
+    return LB_OK;
+}
+
 // Iterate a mapping's pairs, rejecting keys that are not scalars and keys
 // given twice; `keys` lists the accepted ones for the message.
 #define FOR_PAIRS(r, map, k, v)                                                                          \
@@ -207,19 +239,6 @@ struct method_params {
     bool symmetric, double_quant;
     const yaml_node_t *bits_node, *granularity_node, *group_node, *symmetric_node, *double_quant_node;
 };
-
-static lb_status get_int(struct reader *r, const char *key, const yaml_node_t *v, int *out) {
-    const char *s = NULL;
-    lb_status st = get_string(r, key, v, &s);
-    if (st) return st;
-    char *end;
-    errno = 0;
-    long x = strtol(s, &end, 10);
-    if (!*s || *end || errno || x < 0 || x > 1 << 20)
-        return fail_at(r, v, LB_ERR_FORMAT, "'%s' is '%s' (expected a whole number)", key, s);
-    *out = (int)x;
-    return LB_OK;
-}
 
 static lb_status get_granularity(struct reader *r, const yaml_node_t *v, enum granularity *out) {
     const char *s = NULL;
@@ -343,6 +362,110 @@ static lb_status read_overrides(struct reader *r, const yaml_node_t *v) {
     return LB_OK;
 }
 
+// ----------------------------------------------------------------------------
+// method gptq: the grid and the algorithm's settings
+
+#define GPTQ_KEYS "bits, group_size, symmetric, scale, damp_percent, act_order, desc_act, static_groups, " \
+                  "block_size, true_sequential"
+
+static lb_status read_gptq(struct reader *r, const yaml_node_t *map) {
+    static const char *const keys[] = {"bits", "group_size", "symmetric", "scale", "damp_percent", "act_order",
+                                       "desc_act", "static_groups", "block_size", "true_sequential", NULL};
+    if (map->type != YAML_MAPPING_NODE)
+        return fail_at(r, map, LB_ERR_FORMAT, "'gptq' is %s (expected a mapping with keys %s)", node_kind(map),
+                       GPTQ_KEYS);
+    lb_status st = check_keys(r, map, keys, GPTQ_KEYS);
+    if (st) return st;
+    struct lb_gptq_params *g = &r->p->gptq;
+    const yaml_node_t *bits = NULL, *group = NULL, *act = NULL, *stat = NULL, *scale = NULL;
+    yaml_node_t *k, *v;
+    FOR_PAIRS(r, map, k, v) {
+        const char *key = scalar(k);
+        if (!strcmp(key, "bits")) {
+            st = get_int(r, key, v, 2, 8, "an integer from 2 to 8", &g->grid.bits);
+            bits = v;
+        } else if (!strcmp(key, "group_size")) {
+            // "channel" or -1 (AutoGPTQ's spelling): one group per row.
+            const char *s = NULL;
+            if ((st = get_string(r, key, v, &s))) return st;
+            if (!strcmp(s, "channel") || !strcmp(s, "-1")) {
+                g->grid.group = LB_GRID_PER_CHANNEL;
+            } else {
+                st = get_int(r, key, v, 16, 4096, "16, 32, 64, 128, ... 4096, or channel", &g->grid.group);
+                if (!st && (g->grid.group & (g->grid.group - 1)))
+                    return fail_at(r, v, LB_ERR_FORMAT, "'group_size' is '%s' (expected 16, 32, 64, 128, ... 4096, "
+                                   "or channel)", s);
+            }
+            group = v;
+        } else if (!strcmp(key, "symmetric")) {
+            st = get_bool(r, key, v, &g->grid.symmetric);
+        } else if (!strcmp(key, "scale")) {
+            const char *s = NULL;
+            if ((st = get_string(r, key, v, &s))) return st;
+            if (!strcmp(s, "minmax")) g->scale_rule = GPTQ_SCALE_MINMAX;
+            else if (!strcmp(s, "signed_max")) g->scale_rule = GPTQ_SCALE_SIGNED_MAX;
+            else return fail_at(r, v, LB_ERR_FORMAT, "'scale' is '%s' (expected minmax or signed_max)", s);
+            scale = v;
+        } else if (!strcmp(key, "damp_percent")) {
+            st = get_double(r, key, v, 0.0, 1.0, &g->damp_percent);
+        } else if (!strcmp(key, "act_order") || !strcmp(key, "desc_act")) {
+            if (act)
+                return fail_at(r, k, LB_ERR_FORMAT, "'%s' repeats '%s' at line %zu (desc_act is another name for "
+                               "act_order; expected one of them)", key, !strcmp(key, "act_order") ? "desc_act" :
+                               "act_order", act->start_mark.line + 1);
+            st = get_bool(r, key, v, &g->act_order);
+            act = v;
+        } else if (!strcmp(key, "static_groups")) {
+            st = get_bool(r, key, v, &g->static_groups);
+            stat = v;
+        } else if (!strcmp(key, "block_size")) {
+            st = get_int(r, key, v, 1, 65536, "an integer from 1 to 65536", &g->block_size);
+        } else {  // true_sequential
+            st = get_bool(r, key, v, &r->p->true_sequential);
+        }
+        if (st) return st;
+    }
+    if (!bits) return fail_at(r, map, LB_ERR_MISSING, "'gptq' has no 'bits' (expected 2 to 8)");
+    if (!group) return fail_at(r, map, LB_ERR_MISSING, "'gptq' has no 'group_size' (expected 32, 64, 128, ... or channel)");
+    if (scale && g->scale_rule == GPTQ_SCALE_SIGNED_MAX && !g->grid.symmetric)
+        return fail_at(r, scale, LB_ERR_FORMAT, "scale: signed_max with symmetric: false (expected symmetric: true; "
+                       "asymmetric groups use their min-max range)");
+    if (g->static_groups && g->grid.group == LB_GRID_PER_CHANNEL)
+        return fail_at(r, stat, LB_ERR_FORMAT, "static_groups: true with group_size channel (expected a group size: "
+                       "per channel there is one group per row)");
+    if (g->act_order && g->grid.group != LB_GRID_PER_CHANNEL && !g->static_groups)
+        return fail_at(r, act, LB_ERR_FORMAT, "act_order: true with group_size %d needs static_groups: true (the "
+                       "tensor types store contiguous groups; without static groups a column's group follows the "
+                       "activation order)", g->grid.group);
+    return LB_OK;
+}
+
+static lb_status read_calibration(struct reader *r, const yaml_node_t *map) {
+    static const char *const keys[] = {"samples", "ctx", NULL};
+    if (map->type != YAML_MAPPING_NODE)
+        return fail_at(r, map, LB_ERR_FORMAT, "'calibration' is %s (expected a mapping with keys samples, ctx)",
+                       node_kind(map));
+    lb_status st = check_keys(r, map, keys, "samples, ctx");
+    if (st) return st;
+    yaml_node_t *k, *v;
+    FOR_PAIRS(r, map, k, v) {
+        if (!strcmp(scalar(k), "samples"))
+            st = get_int(r, "samples", v, 1, 1000000, "an integer from 1 to 1000000", &r->p->calib_samples);
+        else
+            st = get_int(r, "ctx", v, 2, 1 << 20, "an integer from 2 to 1048576", &r->p->calib_ctx);
+        if (st) return st;
+    }
+    return LB_OK;
+}
+
+// The file type written for a type: its llama.cpp file type when a plain
+// method has it, else lowbit's convention for its own types (the type id).
+static enum lb_ftype ftype_of(lb_type t) {
+    for (int i = 0; i < lb_n_methods; i++)
+        if (lb_methods[i].type == t && !lb_methods[i].mix) return lb_methods[i].ftype;
+    return (enum lb_ftype)t;
+}
+
 static bool valid_name(const char *s) {
     if (!*s) return false;
     for (; *s; s++)
@@ -353,14 +476,14 @@ static bool valid_name(const char *s) {
 static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
     static const char *const keys[] = {"name", "description", "method", "bits", "granularity", "group_size",
                                        "symmetric", "double_quant", "pure", "overrides", "fallback", "kv_cache",
-                                       NULL};
+                                       "gptq", "calibration", NULL};
     struct lb_profile *p = r->p;
     if (root->type != YAML_MAPPING_NODE)
         return fail_at(r, root, LB_ERR_FORMAT, "the profile is %s (expected a mapping with keys %s)",
                        node_kind(root), profile_keys);
     lb_status st = check_keys(r, root, keys, profile_keys);
     if (st) return st;
-    const yaml_node_t *pure_node = NULL, *fallback_node = NULL;
+    const yaml_node_t *pure_node = NULL, *fallback_node = NULL, *gptq_node = NULL;
     struct method_params mp = {0};
     yaml_node_t *k, *v;
     FOR_PAIRS(r, root, k, v) {
@@ -375,13 +498,13 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
         } else if (!strcmp(key, "method")) {
             st = get_method(r, v);
         } else if (!strcmp(key, "bits")) {
-            st = get_int(r, key, v, &mp.bits);
+            st = get_int(r, key, v, 0, 1 << 20, "a whole number", &mp.bits);
             mp.bits_node = v;
         } else if (!strcmp(key, "granularity")) {
             st = get_granularity(r, v, &mp.granularity);
             mp.granularity_node = v;
         } else if (!strcmp(key, "group_size")) {
-            st = get_int(r, key, v, &mp.group_size);
+            st = get_int(r, key, v, 0, 1 << 20, "a whole number", &mp.group_size);
             mp.group_node = v;
         } else if (!strcmp(key, "symmetric")) {
             st = get_bool(r, key, v, &mp.symmetric);
@@ -397,6 +520,11 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
         } else if (!strcmp(key, "fallback")) {
             st = get_type(r, key, v, &p->fallback);
             fallback_node = v;
+        } else if (!strcmp(key, "gptq")) {
+            st = read_gptq(r, v);
+            gptq_node = k;
+        } else if (!strcmp(key, "calibration")) {
+            st = read_calibration(r, v);
         } else { // kv_cache
             const char *s = NULL;
             if ((st = get_string(r, key, v, &s))) return st;
@@ -409,6 +537,16 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
     if (!p->name) return fail_at(r, root, LB_ERR_MISSING, "no 'name' (required)");
     if (!p->method) return fail_at(r, root, LB_ERR_MISSING, "no 'method' (required)");
     if ((st = resolve_method(r, root, &mp))) return st;
+    if (lb_method_calibrated(p->method)) {
+        if (!gptq_node)
+            return fail_at(r, root, LB_ERR_MISSING, "method '%s' needs a 'gptq' mapping (expected at least bits and "
+                           "group_size)", p->method->name);
+        p->type = lb_grid_type(p->gptq.grid);
+        p->ftype = ftype_of(p->type);
+    } else if (gptq_node) {
+        return fail_at(r, gptq_node, LB_ERR_FORMAT, "'gptq' settings with method '%s' (expected method: gptq)",
+                       p->method->name);
+    }
 
     // Combinations that cannot mean anything.
     if (p->pure && p->method->mix)
@@ -425,7 +563,7 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
             return fail_at(r, fallback_node, LB_ERR_FORMAT,
                            "fallback %s has blocks of %d: it would not fit rows that the method's blocks do not "
                            "fit (expected a type with blocks of 32 or less)", lb_type_name(p->fallback), bs);
-        bool blocked = lb_type_block_size(p->type) > 1;
+        bool blocked = lb_type_block_size(p->type) > 1 || lb_method_calibrated(p->method);
         for (int i = 0; i < p->n_overrides; i++) blocked |= lb_type_block_size(p->overrides[i].type) > 1;
         if (!blocked)
             return fail_at(r, fallback_node, LB_ERR_FORMAT,
@@ -447,6 +585,10 @@ lb_status lb_profile_load(lb_profile **out, const char *path, lb_error *err) {
     }
     p->fallback = LB_TYPE_COUNT;
     p->kv_type = LB_TYPE_F16;
+    p->gptq = (struct lb_gptq_params){.damp_percent = 0.01, .block_size = 128};
+    p->true_sequential = true;
+    p->calib_samples = 128;
+    p->calib_ctx = 512;
 
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -494,6 +636,7 @@ const char *lb_profile_method(const lb_profile *p) { return p->method->name; }
 lb_type lb_profile_type(const lb_profile *p) { return p->type; }
 lb_type lb_profile_kv_type(const lb_profile *p) { return p->kv_type; }
 int lb_profile_file_type(const lb_profile *p) { return (int)p->ftype; }
+bool lb_profile_needs_calibration(const lb_profile *p) { return lb_method_calibrated(p->method); }
 
 // ----------------------------------------------------------------------------
 // Lookup by name

@@ -7,6 +7,9 @@
 #ifndef LB_PROFILE_H
 #define LB_PROFILE_H
 
+#include <string.h>
+
+#include "gptq.h"
 #include "lowbit.h"
 
 // llama.cpp's file types (include/llama.h, enum llama_ftype): the value
@@ -43,6 +46,10 @@ struct lb_method {
     enum lb_ftype ftype;
     bool mix;           // a llama.cpp mix (q4_k_m...): its rules are the point, so `pure` contradicts it
 };
+// A calibrated method (gptq) needs calibration text, and its type is the one
+// holding the profile's grid. (rtn also resolves its type from a grid, but
+// needs no calibration.)
+static inline bool lb_method_calibrated(const struct lb_method *m) { return !strcmp(m->name, "gptq"); }
 extern const struct lb_method lb_methods[];
 extern const int lb_n_methods;
 
@@ -56,16 +63,25 @@ struct lb_profile {
     char *name;
     char *description;  // "" when absent
     const struct lb_method *method;
-    // What the method resolves to once its parameters are read (bits,
-    // granularity, group_size, symmetric for rtn; double_quant for nf4):
-    // the type most weight matrices get and the file type written.
-    lb_type type;
-    enum lb_ftype ftype;
     bool pure;          // only overrides and the fallback change the method's type
     lb_type fallback;   // LB_TYPE_COUNT: llama.cpp's fallback chain
     lb_type kv_type;    // LB_TYPE_F16 or LB_TYPE_F32
     struct lb_override *overrides;
     int n_overrides;
+    // What the method resolves to once its parameters are read: the type
+    // most weight matrices get and the file type written. rtn: from bits,
+    // granularity, group_size, symmetric; nf4: double_quant; a calibrated
+    // method: the type holding its grid (lb_grid_type; LB_TYPE_COUNT when
+    // none does), whose file type is that type's llama.cpp file type (or
+    // lowbit's: the type id).
+    lb_type type;
+    enum lb_ftype ftype;
+    // method gptq: the `gptq:` mapping.
+    struct lb_gptq_params gptq;
+    bool true_sequential;  // re-collect inputs after each sub-layer group (q/k/v, o, gate/up, down)
+    // `calibration:` — defaults for --calib-samples and --calib-ctx.
+    int calib_samples;
+    int calib_ctx;
 };
 
 // Whether a type can hold weights in a file we write (has a quantizer and a

@@ -26,6 +26,7 @@
 #include "hf.h"
 #include "internal.h"
 #include "profile.h"
+#include "sequential.h"
 #include "threadpool.h"
 #include "types.h"
 
@@ -281,6 +282,79 @@ static void read_quant_model(const struct gguf_file *f, struct lb_quant_model *q
     qm->is_70b = arch.len == 5 && !memcmp(arch.data, "llama", 5) && qm->n_layer == 80;
 }
 
+// ----------------------------------------------------------------------------
+// Calibration (sequential.h): token_embd and the layers' matrices are
+// quantized layer by layer on calibration inputs, GPTQ where the profile's
+// method is and the rules left a tensor the method's type; each gets its
+// output error on those inputs.
+
+// The driver reports layers done; the file's other tensors come after.
+enum { CALIB_SHARE = 90 };  // percent of the progress bar given to calibration
+
+struct progress_scale {
+    lb_progress_fn fn;
+    void *user;
+};
+
+static bool calib_progress(float fraction, void *user) {
+    const struct progress_scale *ps = user;
+    return ps->fn(fraction * CALIB_SHARE / 100.0f, ps->user);
+}
+
+static void grid_words(struct lb_grid g, char *buf, size_t cap) {
+    if (g.group > 0)
+        snprintf(buf, cap, "%d-bit, groups of %d, %s", g.bits, g.group, g.symmetric ? "symmetric" : "asymmetric");
+    else
+        snprintf(buf, cap, "%d-bit, per channel, %s", g.bits, g.symmetric ? "symmetric" : "asymmetric");
+}
+
+static lb_status calibrate(const char *in, const struct lb_profile *p, const lb_quantize_params *params,
+                           const enum lb_quant_rule *rules, lb_quantize_tensor *rows, void **bufs, int n,
+                           int *n_samples, lb_error *err) {
+    lb_model *m = NULL;
+    lb_status st = lb_model_open(&m, in, NULL, err);
+    if (st) return st;
+    struct seq_tensor *t = calloc((size_t)n + 1, sizeof *t);
+    int *index = calloc((size_t)n + 1, sizeof *index);
+    if (!t || !index) {
+        st = lb_fail(err, LB_ERR_NOMEM, "calibration: out of memory");
+        goto done;
+    }
+    int nt = 0;
+    for (int i = 0; i < n; i++) {
+        if (rules[i] == LB_RULE_COPY) continue;
+        t[nt] = (struct seq_tensor){
+            .name = rows[i].name, .type = rows[i].type_out,
+            .gptq = lb_method_calibrated(p->method) && rules[i] == LB_RULE_METHOD && !strncmp(rows[i].name, "blk.", 4),
+        };
+        index[nt++] = i;
+    }
+    struct progress_scale ps = {params->progress, params->user};
+    const struct seq_params sp = {
+        .gptq = &p->gptq, .true_sequential = p->true_sequential,
+        .calib = {.text_path = params->calib_path,
+                  .n_samples = params->calib_samples > 0 ? params->calib_samples : p->calib_samples,
+                  .n_ctx = params->calib_ctx > 0 ? params->calib_ctx : p->calib_ctx,
+                  .n_threads = params->n_threads},
+        .progress = params->progress ? calib_progress : NULL, .user = &ps,
+    };
+    if ((st = seq_quantize(m, t, nt, &sp, n_samples, err))) goto done;
+    for (int j = 0; j < nt; j++) {
+        if (!t[j].data) continue;
+        lb_quantize_tensor *r = &rows[index[j]];
+        bufs[index[j]] = t[j].data;
+        r->rel_error = t[j].rel_error;
+        r->out_error = t[j].out_error;
+        r->out_error_rtn = t[j].out_error_rtn;
+        r->method = t[j].gptq ? "gptq" : NULL;
+    }
+done:
+    free(t);
+    free(index);
+    lb_model_free(m);
+    return st;
+}
+
 void lb_quantize_stats_free(lb_quantize_stats *s) {
     if (!s) return;
     for (int i = 0; i < s->n_tensors; i++) free(s->tensors[i].name);
@@ -297,20 +371,34 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
     const double t0 = lb_time_s();
     const char *file = base_name(in);
 
+    if (lb_method_calibrated(p->method)) {
+        char grid[96];
+        grid_words(p->gptq.grid, grid, sizeof grid);
+        if (p->type == LB_TYPE_COUNT)
+            return lb_fail(err, LB_ERR_UNSUPPORTED, "profile '%s': no tensor type holds its %s grid (%s)", p->name,
+                           p->method->name, grid);
+        if (!params->calib_path)
+            return lb_fail(err, LB_ERR_ARG, "profile '%s' (method %s) needs calibration text (no calib_path given)",
+                           p->name, p->method->name);
+    }
+
     struct gguf_file *f = NULL;
     struct gguf_writer *w = NULL;
     struct lb_threadpool *pool = NULL;
     void **bufs = NULL;
     lb_quantize_tensor *rows = NULL;
+    enum lb_quant_rule *rules = NULL;
+    int n_samples = 0;
     // A Hugging Face directory is read as the GGUF file it converts to.
     lb_status st = hf_is_dir(in) ? hf_open(&f, in, err) : gguf_open(&f, in, err);
     if (st) return st;
     const int n = (int)f->n_tensors;
     bufs = calloc((size_t)n + 1, sizeof *bufs);
     rows = calloc((size_t)n + 1, sizeof *rows);
+    rules = calloc((size_t)n + 1, sizeof *rules);
     pool = threadpool_new(params->n_threads > 0 ? params->n_threads : machine_cores());
     w = gguf_writer_new();
-    if (!bufs || !rows || !pool || !w) {
+    if (!bufs || !rows || !rules || !pool || !w) {
         st = lb_fail(err, LB_ERR_NOMEM, "%s: out of memory", file);
         goto done;
     }
@@ -330,7 +418,9 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
         }
         r->type_in = t->type;
         r->type_out = lb_quant_tensor_type(p, &qm, t->name, (int)t->n_dims, t->ne[0], t->type, &rule);
+        rules[i] = rule;
         r->rule = lb_quant_rule_name(rule);
+        r->out_error = r->out_error_rtn = -1.0;
         r->fallback = rule == LB_RULE_FALLBACK;
         r->n_dims = (int)t->n_dims;
         r->n_elements = 1;
@@ -350,11 +440,15 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
         }
     }
 
+    if (params->calib_path && (st = calibrate(in, p, params, rules, rows, bufs, n, &n_samples, err))) goto done;
+
     for (int i = 0; i < n; i++) {
         const struct gguf_tensor *t = &f->tensors[i];
         lb_quantize_tensor *r = &rows[i];
         const void *data = t->data;
-        if (r->type_out != t->type) {
+        if (bufs[i]) {
+            data = bufs[i];  // calibration made it
+        } else if (r->type_out != t->type) {
             if ((st = quantize_tensor(pool, t, r->type_out, r->n_elements / t->ne[0], &bufs[i], &r->rel_error, err)))
                 goto done;
             data = bufs[i];
@@ -362,8 +456,9 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
         if ((st = gguf_writer_add_tensor(w, t->name, r->type_out, t->n_dims, t->ne, data, r->bytes_out, err)))
             goto done;
         done_elems += r->n_elements;
-        if (params->progress && !params->progress((float)done_elems / (float)(total_elems ? total_elems : 1),
-                                                  params->user)) {
+        float frac = (float)done_elems / (float)(total_elems ? total_elems : 1);
+        if (params->calib_path) frac = (CALIB_SHARE + (100 - CALIB_SHARE) * frac) / 100.0f;
+        if (params->progress && !params->progress(frac, params->user)) {
             st = lb_fail(err, LB_ERR_CANCELLED, "%s: cancelled after %d of %d tensors; nothing written", file,
                          i + 1, n);
             goto done;
@@ -398,11 +493,16 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
             stats->n_fallback += stats->tensors[i].fallback;
         }
         stats->seconds = lb_time_s() - t0;
+        if (params->calib_path) {
+            stats->calib_samples = n_samples;
+            stats->calib_ctx = params->calib_ctx > 0 ? params->calib_ctx : p->calib_ctx;
+        }
     }
 done:
     if (rows)
         for (int i = 0; i < n; i++) free(rows[i].name);
     free(rows);
+    free(rules);
     if (bufs)
         for (int i = 0; i < n; i++) free(bufs[i]);
     free(bufs);

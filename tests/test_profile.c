@@ -113,6 +113,28 @@ static void test_shipped_lowbit_profiles(void **state) {
     lb_profile_free(p);
 }
 
+// The GPTQ profiles: calibrated, and a file type from their grid (Q4_0's
+// where group 32 symmetric 4-bit makes the file a Q4_0 one).
+static void test_shipped_gptq_profiles(void **state) {
+    (void)state;
+    static const char *const names[] = {"gptq-4bit-g32", "gptq-4bit-g128", "gptq-3bit-g128"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        lb_error err = {0};
+        lb_profile *p = NULL;
+        if (lb_profile_find(&p, names[i], &err) != LB_OK) fail_msg("%s", err.msg);
+        assert_string_equal(lb_profile_name(p), names[i]);
+        assert_string_equal(lb_profile_method(p), "gptq");
+        assert_true(lb_profile_needs_calibration(p));
+        if (i == 0) assert_int_equal(lb_profile_file_type(p), 2); // LLAMA_FTYPE_MOSTLY_Q4_0
+        lb_profile_free(p);
+    }
+    lb_error err = {0};
+    lb_profile *p = NULL;
+    if (lb_profile_find(&p, "q4_0", &err) != LB_OK) fail_msg("%s", err.msg);
+    assert_false(lb_profile_needs_calibration(p));
+    lb_profile_free(p);
+}
+
 // By name, the shipped profile is found (the source tree is searched last).
 static void test_find_by_name(void **state) {
     (void)state;
@@ -128,7 +150,10 @@ static void test_find_by_name(void **state) {
 
 #define KEYS \
     "name, description, method, bits, granularity, group_size, symmetric, double_quant, pure, overrides, fallback, " \
-    "kv_cache"
+    "kv_cache, gptq, calibration"
+#define GPTQ_KEYS "bits, group_size, symmetric, scale, damp_percent, act_order, desc_act, static_groups, " \
+                  "block_size, true_sequential"
+#define G "name: x\nmethod: gptq\n"  // the start of a GPTQ profile
 #define TYPES \
     "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4, nf4_dq, fp8_e4m3, " \
     "fp8_e5m2, or an integer grid type int<2|3|4|8>[z]_<c|g32|g64|g128>, int8_t, int4_t"
@@ -143,7 +168,8 @@ static void test_bad_profiles(void **state) {
         {"name: [a, b]\nmethod: q4_0\n", "1:7: 'name' is a list (expected a string)"},
         {"name: x\nmethod: q4_k_x\n",
          "2:9: method 'q4_k_x' unknown (expected one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, "
-         "q3_k, q4_k, q5_k, q6_k, q3_k_s, q3_k_m, q4_k_s, q4_k_m, q5_k_s, q5_k_m, nf4, fp4, fp8_e4m3, fp8_e5m2, rtn)"},
+         "q3_k, q4_k, q5_k, q6_k, q3_k_s, q3_k_m, q4_k_s, q4_k_m, q5_k_s, q5_k_m, nf4, fp4, fp8_e4m3, fp8_e5m2, rtn, "
+         "gptq)"},
         {"name: x\nmethod: q4_k_m\noverrides:\n  - pattern: \"output.weight\"\n    type: q7_k\n",
          "5:11: type 'q7_k' is not a weight type (expected one of " TYPES ")"},
         {"name: x\nmethod: q4_k_m\noverrides:\n  - pattern: \"output.weight\"\n    type: q8_k\n",
@@ -199,6 +225,37 @@ static void test_bad_profiles(void **state) {
          "3:15: double_quant with method q4_0 (expected it only with method nf4)"},
         {"name: x\nmethod: rtn\nbits: 8\ngranularity: channel\nfallback: int8_t\n",
          "5:11: fallback INT8_T is a per-tensor type (expected a type whose rows are quantized on their own)"},
+        // method gptq: its mapping, each key's values, and the combinations no type can store.
+        {G, "1:1: method 'gptq' needs a 'gptq' mapping (expected at least bits and group_size)"},
+        {G "gptq: 4\n", "3:7: 'gptq' is a scalar (expected a mapping with keys " GPTQ_KEYS ")"},
+        {G "gptq:\n  bits: 4\n  groups: 32\n", "5:3: unknown key 'groups' (expected one of " GPTQ_KEYS ")"},
+        {G "gptq:\n  group_size: 32\n", "4:3: 'gptq' has no 'bits' (expected 2 to 8)"},
+        {G "gptq:\n  bits: 4\n", "4:3: 'gptq' has no 'group_size' (expected 32, 64, 128, ... or channel)"},
+        {G "gptq:\n  bits: 9\n  group_size: 32\n", "4:9: 'bits' is '9' (expected an integer from 2 to 8)"},
+        {G "gptq:\n  bits: four\n  group_size: 32\n", "4:9: 'bits' is 'four' (expected an integer from 2 to 8)"},
+        {G "gptq:\n  bits: 4\n  group_size: 48\n",
+         "5:15: 'group_size' is '48' (expected 16, 32, 64, 128, ... 4096, or channel)"},
+        {G "gptq:\n  bits: 4\n  group_size: 32\n  damp_percent: 2\n",
+         "6:17: 'damp_percent' is '2' (expected a number from 0 to 1)"},
+        {G "gptq:\n  bits: 4\n  group_size: 32\n  scale: absmax\n",
+         "6:10: 'scale' is 'absmax' (expected minmax or signed_max)"},
+        {G "gptq:\n  bits: 4\n  group_size: 32\n  scale: signed_max\n",
+         "6:10: scale: signed_max with symmetric: false (expected symmetric: true; asymmetric groups use their "
+         "min-max range)"},
+        {G "gptq:\n  bits: 4\n  group_size: 128\n  act_order: true\n",
+         "6:14: act_order: true with group_size 128 needs static_groups: true (the tensor types store contiguous "
+         "groups; without static groups a column's group follows the activation order)"},
+        {G "gptq:\n  bits: 4\n  group_size: channel\n  static_groups: true\n",
+         "6:18: static_groups: true with group_size channel (expected a group size: per channel there is one "
+         "group per row)"},
+        {G "gptq:\n  bits: 4\n  group_size: 32\n  act_order: true\n  desc_act: true\n",
+         "7:3: 'desc_act' repeats 'act_order' at line 6 (desc_act is another name for act_order; expected one of "
+         "them)"},
+        {"name: x\nmethod: q4_0\ngptq:\n  bits: 4\n  group_size: 32\n",
+         "3:1: 'gptq' settings with method 'q4_0' (expected method: gptq)"},
+        {"name: x\nmethod: q4_0\ncalibration:\n  samples: 0\n",
+         "4:12: 'samples' is '0' (expected an integer from 1 to 1000000)"},
+        {"name: x\nmethod: q4_0\ncalibration:\n  tokens: 5\n", "4:3: unknown key 'tokens' (expected one of samples, ctx)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[128], want[1024];
@@ -272,6 +329,7 @@ int main(void) {
         cmocka_unit_test(test_shipped_profiles_parse),
         cmocka_unit_test(test_shipped_lowbit_profiles),
         cmocka_unit_test(test_find_by_name),
+        cmocka_unit_test(test_shipped_gptq_profiles),
         cmocka_unit_test(test_bad_profiles),
         cmocka_unit_test(test_yaml_syntax_error),
         cmocka_unit_test(test_missing_file),
