@@ -96,6 +96,7 @@ typedef enum lb_type {
     // lowbit's own types, not ggml types: llama.cpp refuses files that hold them.
     LB_TYPE_NF4 = 128,  // bitsandbytes NF4: blocks of 64, fp16 absmax, NormalFloat code table
     LB_TYPE_FP4 = 129,  // bitsandbytes FP4 (E2M1): blocks of 64, fp16 absmax
+    LB_TYPE_LLM_INT8 = 140, // LLM.int8(): int8 rows with one absmax scale each; outlier columns in f16 beside it
     LB_TYPE_COUNT = 160, // size of the traits table; ids without a row are unknown
 } lb_type;
 
@@ -348,6 +349,14 @@ typedef struct lb_quantize_params {
     bool allow_requantize;      // quantize tensors that are already quantized (decoded first); else an error
     lb_progress_fn progress;    // after each tensor, with the fraction of elements done; false cancels
     void *user;
+    // Calibration, for profiles whose method needs activations (awq, rtn, llm-int8,
+    // `importance: calibration`): a UTF-8 text run through the model in chunks.
+    const char *calib_text;     // NULL: none (such profiles then fail, naming what they need)
+    int32_t calib_samples;      // chunks; 0: as many as the text holds
+    int32_t calib_ctx;          // tokens per chunk, BOS included; 0: 512
+    const char *imatrix;        // a llama.cpp imatrix file (GGUF or legacy .dat) to quantize with instead
+                                // of collecting one; implies importance-weighted quantization
+    const char *imatrix_out;    // write the importance matrix collected from calib_text here (llama.cpp's GGUF format)
 } lb_quantize_params;
 
 typedef struct lb_quantize_tensor {

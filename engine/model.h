@@ -86,8 +86,6 @@ lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const 
                  const float *x, float *y, int n, lb_error *err);
 void matmul_scratch_free(struct lb_matmul_scratch *s);
 
-#endif
-
 // ----------------------------------------------------------------------------
 // Context (context.c: lifecycle and KV cache; forward.c: the math)
 
@@ -141,3 +139,5 @@ static inline void *kv_value_row(const struct lb_context *c, int layer, int32_t 
 lb_status forward_chunk(struct lb_context *c, const int32_t *tokens, int32_t pos, int n, lb_error *err);
 // Logits of the given rows of c->x (output norm, then output head).
 lb_status forward_logits(struct lb_context *c, const int *rows, int n_rows, float *logits, lb_error *err);
+
+#endif

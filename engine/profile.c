@@ -50,15 +50,35 @@ const struct lb_method lb_methods[] = {
     {"q5_k_m", LB_TYPE_Q5_K, LB_FTYPE_MOSTLY_Q5_K_M, true},
     {"nf4", LB_TYPE_NF4, LB_FTYPE_LOWBIT_NF4, false},
     {"fp4", LB_TYPE_FP4, LB_FTYPE_LOWBIT_FP4, false},
+    // Methods that need calibration text (calibrate.h). awq and rtn take their
+    // type from the grid (bits, group_size, symmetric).
+    {"awq", LB_TYPE_COUNT, LB_FTYPE_ALL_F32, false},
+    {"rtn", LB_TYPE_COUNT, LB_FTYPE_ALL_F32, false},
+    {"llm-int8", LB_TYPE_LLM_INT8, LB_FTYPE_LOWBIT_LLM_INT8, false},
 };
 const int lb_n_methods = (int)(sizeof lb_methods / sizeof lb_methods[0]);
+
+// The methods that are not a type's own quantizer; every other one is LB_METHOD_TYPE.
+static const struct {
+    const char *name;
+    enum lb_method_kind kind;
+} calibrated_methods[] = {
+    {"awq", LB_METHOD_AWQ}, {"rtn", LB_METHOD_RTN}, {"llm-int8", LB_METHOD_LLM_INT8},
+};
+
+static enum lb_method_kind method_kind(const struct lb_method *m) {
+    for (size_t i = 0; i < sizeof calibrated_methods / sizeof calibrated_methods[0]; i++)
+        if (!strcmp(m->name, calibrated_methods[i].name)) return calibrated_methods[i].kind;
+    return LB_METHOD_TYPE;
+}
 
 bool lb_type_is_weight(lb_type t) {
     const struct lb_type_traits *tr = lb_traits(t);
     return tr && tr->from_float_ref && tr->vec_dot && t != LB_TYPE_Q8_1 && t != LB_TYPE_Q8_K;
 }
 
-static const char *const profile_keys = "name, description, method, pure, overrides, fallback, kv_cache";
+static const char *const profile_keys = "name, description, method, pure, overrides, fallback, kv_cache, "
+                                        "importance, bits, group_size, symmetric, clip, outlier_threshold";
 
 // ----------------------------------------------------------------------------
 // Reading the YAML document
@@ -118,7 +138,7 @@ static lb_status get_type(struct reader *r, const char *key, const yaml_node_t *
     if (t < 0 || !lb_type_is_weight((lb_type)t))
         return fail_at(r, v, LB_ERR_FORMAT,
                        "%s '%s' is not a weight type (expected one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, "
-                       "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4)", key, s);
+                       "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4, llm_int8)", key, s);
     *out = (lb_type)t;
     return LB_OK;
 }
@@ -146,6 +166,34 @@ static lb_status get_bool(struct reader *r, const char *key, const yaml_node_t *
     if (!strcmp(s, "true")) *out = true;
     else if (!strcmp(s, "false")) *out = false;
     else return fail_at(r, v, LB_ERR_FORMAT, "'%s' is '%s' (expected true or false)", key, s);
+    return LB_OK;
+}
+
+// An integer in [lo, hi].
+static lb_status get_int(struct reader *r, const char *key, const yaml_node_t *v, long lo, long hi, int *out) {
+    const char *s = NULL;
+    lb_status st = get_string(r, key, v, &s);
+    if (st) return st;
+    char *end;
+    errno = 0;
+    long n = strtol(s, &end, 10);
+    if (!*s || *end || errno || n < lo || n > hi)
+        return fail_at(r, v, LB_ERR_FORMAT, "'%s' is '%s' (expected an integer in %ld..%ld)", key, s, lo, hi);
+    *out = (int)n;
+    return LB_OK;
+}
+
+static lb_status get_float(struct reader *r, const char *key, const yaml_node_t *v, double lo, double hi,
+                           float *out) {
+    const char *s = NULL;
+    lb_status st = get_string(r, key, v, &s);
+    if (st) return st;
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (!*s || *end || errno || !(d >= lo && d <= hi))
+        return fail_at(r, v, LB_ERR_FORMAT, "'%s' is '%s' (expected a number in %g..%g)", key, s, lo, hi);
+    *out = (float)d;
     return LB_OK;
 }
 
@@ -225,14 +273,16 @@ static bool valid_name(const char *s) {
 
 static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
     static const char *const keys[] = {"name", "description", "method", "pure", "overrides", "fallback",
-                                       "kv_cache", NULL};
+                                       "kv_cache", "importance", "bits", "group_size", "symmetric", "clip",
+                                       "outlier_threshold", NULL};
     struct lb_profile *p = r->p;
     if (root->type != YAML_MAPPING_NODE)
         return fail_at(r, root, LB_ERR_FORMAT, "the profile is %s (expected a mapping with keys %s)",
                        node_kind(root), profile_keys);
     lb_status st = check_keys(r, root, keys, profile_keys);
     if (st) return st;
-    const yaml_node_t *pure_node = NULL, *fallback_node = NULL;
+    const yaml_node_t *pure_node = NULL, *fallback_node = NULL, *importance_node = NULL, *grid_node = NULL,
+                      *clip_node = NULL, *threshold_node = NULL;
     yaml_node_t *k, *v;
     FOR_PAIRS(r, root, k, v) {
         const char *key = scalar(k);
@@ -253,6 +303,31 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
         } else if (!strcmp(key, "fallback")) {
             st = get_type(r, key, v, &p->fallback);
             fallback_node = v;
+        } else if (!strcmp(key, "importance")) {
+            const char *s = NULL;
+            if ((st = get_string(r, key, v, &s))) return st;
+            if (!strcmp(s, "calibration")) p->importance = true;
+            else if (!strcmp(s, "none")) p->importance = false;
+            else return fail_at(r, v, LB_ERR_FORMAT, "importance '%s' (expected calibration or none)", s);
+            importance_node = v;
+        } else if (!strcmp(key, "bits")) {
+            st = get_int(r, key, v, 2, 8, &p->grid.bits);
+            grid_node = grid_node ? grid_node : k;
+        } else if (!strcmp(key, "group_size")) {
+            const char *s = NULL;
+            if ((st = get_string(r, key, v, &s))) return st;
+            if (!strcmp(s, "per-channel")) p->grid.group = LB_GRID_PER_CHANNEL;
+            else st = get_int(r, key, v, 1, 1 << 20, &p->grid.group);
+            grid_node = grid_node ? grid_node : k;
+        } else if (!strcmp(key, "symmetric")) {
+            st = get_bool(r, key, v, &p->grid.symmetric);
+            grid_node = grid_node ? grid_node : k;
+        } else if (!strcmp(key, "clip")) {
+            st = get_bool(r, key, v, &p->clip);
+            clip_node = k;
+        } else if (!strcmp(key, "outlier_threshold")) {
+            st = get_float(r, key, v, 1e-3, 1e30, &p->outlier_threshold);
+            threshold_node = k;
         } else { // kv_cache
             const char *s = NULL;
             if ((st = get_string(r, key, v, &s))) return st;
@@ -265,7 +340,35 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
     if (!p->name) return fail_at(r, root, LB_ERR_MISSING, "no 'name' (required)");
     if (!p->method) return fail_at(r, root, LB_ERR_MISSING, "no 'method' (required)");
 
+    // What the method makes of most matrices.
+    const enum lb_method_kind kind = p->kind = method_kind(p->method);
+    p->type = p->method->type;
+    p->ftype = p->method->ftype;
+    if (kind == LB_METHOD_AWQ || kind == LB_METHOD_RTN) {
+        p->type = lb_grid_type(p->grid);
+        // The file type of the ggml type holding the grid (q4_0 ...), if any.
+        for (int i = 0; i < lb_n_methods; i++)
+            if (p->type != LB_TYPE_COUNT && lb_methods[i].type == p->type && !lb_methods[i].mix &&
+                method_kind(&lb_methods[i]) == LB_METHOD_TYPE) {
+                p->ftype = lb_methods[i].ftype;
+                break;
+            }
+    }
+
     // Combinations that cannot mean anything.
+    if (importance_node && kind != LB_METHOD_TYPE)
+        return fail_at(r, importance_node, LB_ERR_FORMAT,
+                       "importance applies to methods that are tensor types (q4_k_m, q4_0 ...), not to '%s' "
+                       "(expected no importance key)", p->method->name);
+    if (grid_node && kind != LB_METHOD_AWQ && kind != LB_METHOD_RTN)
+        return fail_at(r, grid_node, LB_ERR_FORMAT,
+                       "bits, group_size and symmetric apply to methods awq and rtn, not to '%s' (the type sets them)",
+                       p->method->name);
+    if (clip_node && kind != LB_METHOD_AWQ)
+        return fail_at(r, clip_node, LB_ERR_FORMAT, "clip applies to method awq, not to '%s'", p->method->name);
+    if (threshold_node && kind != LB_METHOD_LLM_INT8)
+        return fail_at(r, threshold_node, LB_ERR_FORMAT, "outlier_threshold applies to method llm-int8, not to '%s'",
+                       p->method->name);
     if (p->pure && p->method->mix)
         return fail_at(r, pure_node, LB_ERR_FORMAT,
                        "pure: true contradicts method '%s', a mix of types (expected a single-type method such as "
@@ -276,7 +379,7 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
             return fail_at(r, fallback_node, LB_ERR_FORMAT,
                            "fallback %s has blocks of %d: it would not fit rows that the method's blocks do not "
                            "fit (expected a type with blocks of 32 or less)", lb_type_name(p->fallback), bs);
-        bool blocked = lb_type_block_size(p->method->type) > 1;
+        bool blocked = lb_type_block_size(p->type) > 1 || p->type == LB_TYPE_COUNT;
         for (int i = 0; i < p->n_overrides; i++) blocked |= lb_type_block_size(p->overrides[i].type) > 1;
         if (!blocked)
             return fail_at(r, fallback_node, LB_ERR_FORMAT,
@@ -298,6 +401,11 @@ lb_status lb_profile_load(lb_profile **out, const char *path, lb_error *err) {
     }
     p->fallback = LB_TYPE_COUNT;
     p->kv_type = LB_TYPE_F16;
+    // AWQ's defaults (llm-awq: 4 bits, groups of 128, zero point, clipping search);
+    // bitsandbytes' llm_int8_threshold.
+    p->grid = (struct lb_grid){.bits = 4, .group = 128, .symmetric = false};
+    p->clip = true;
+    p->outlier_threshold = 6.0f;
 
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -343,7 +451,7 @@ const char *lb_profile_description(const lb_profile *p) { return p->description;
 const char *lb_profile_path(const lb_profile *p) { return p->path; }
 const char *lb_profile_method(const lb_profile *p) { return p->method->name; }
 lb_type lb_profile_kv_type(const lb_profile *p) { return p->kv_type; }
-int lb_profile_file_type(const lb_profile *p) { return (int)p->method->ftype; }
+int lb_profile_file_type(const lb_profile *p) { return (int)p->ftype; }
 
 // ----------------------------------------------------------------------------
 // Lookup by name

@@ -7,6 +7,7 @@
 #ifndef LB_PROFILE_H
 #define LB_PROFILE_H
 
+#include "grid.h"
 #include "lowbit.h"
 
 // llama.cpp's file types (include/llama.h, enum llama_ftype): the value
@@ -32,6 +33,16 @@ enum lb_ftype {
     // outside llama.cpp's enum: files holding them are lowbit-only anyway.
     LB_FTYPE_LOWBIT_NF4 = 128,
     LB_FTYPE_LOWBIT_FP4 = 129,
+    LB_FTYPE_LOWBIT_LLM_INT8 = 140,
+};
+
+// How a method quantizes: with a type's own quantizer, or by one of the
+// methods that look at calibration activations (calibrate.h).
+enum lb_method_kind {
+    LB_METHOD_TYPE = 0,   // the type's reference quantizer (importance-weighted with `importance: calibration`)
+    LB_METHOD_AWQ,        // activation-aware scales and clipping, then round to nearest on a grid (awq.c)
+    LB_METHOD_RTN,        // round to nearest on the same grid, nothing else: AWQ's baseline (awq.c)
+    LB_METHOD_LLM_INT8,   // vector-wise int8, outlier input columns kept in f16 (llm_int8.c)
 };
 
 // One accepted value of `method:`: the type most weight matrices get, and the
@@ -60,6 +71,15 @@ struct lb_profile {
     lb_type kv_type;    // LB_TYPE_F16 or LB_TYPE_F32
     struct lb_override *overrides;
     int n_overrides;
+    enum lb_method_kind kind;   // how the method quantizes
+    lb_type type;       // what the method makes of most matrices: method->type, or for awq/rtn the
+                        // grid's type (LB_TYPE_COUNT when no type in this build holds the grid)
+    enum lb_ftype ftype;        // written as general.file_type
+    // Calibrated methods (calibrate.h); each key is refused with methods it does not apply to.
+    bool importance;            // `importance: calibration`: importance-weighted quantizers (imatrix.h)
+    struct lb_grid grid;        // awq, rtn: bits, group_size, symmetric
+    bool clip;                  // awq: search each group's clipping range (default true)
+    float outlier_threshold;    // llm-int8: |x| at or above which an input column is an outlier (6.0)
 };
 
 // Whether a type can hold weights in a file we write (has a quantizer and a
@@ -72,6 +92,7 @@ struct lb_quant_model {
     int n_gqa;          // head_count / head_count_kv (1 when unknown)
     bool tied;          // no output.weight: token_embd doubles as the output head
     bool is_70b;        // llama with 80 layers (llama.cpp's LLM_TYPE_70B bump of attn_v)
+    bool has_imatrix;   // quantizing with importance: Q4_0/Q5_0 move early ffn_down to Q4_1/Q5_1
 };
 
 // Why a tensor got its type, for the per-tensor table.

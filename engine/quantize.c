@@ -22,7 +22,9 @@
  * also decodes what it wrote, to measure ‖W − Ŵ‖ for the report, which costs
  * about a tenth of the quantization itself.
  */
+#include "calibrate.h"
 #include "gguf.h"
+#include "imatrix.h"
 #include "internal.h"
 #include "profile.h"
 #include "threadpool.h"
@@ -96,6 +98,9 @@ static lb_type mix_type(enum lb_ftype ftype, lb_type t, enum category cat, int l
         else if ((ftype == LB_FTYPE_MOSTLY_Q4_K_M || ftype == LB_FTYPE_MOSTLY_Q5_K_M) && use_more_bits(layer, n))
             t = LB_TYPE_Q6_K;
         else if (ftype == LB_FTYPE_MOSTLY_Q4_K_S && layer < n / 8) t = LB_TYPE_Q5_K;
+        // With an importance matrix llama.cpp guards the first ffn_down layers of Q4_0/Q5_0.
+        else if ((ftype == LB_FTYPE_MOSTLY_Q4_0 || ftype == LB_FTYPE_MOSTLY_Q5_0) && qm->has_imatrix && layer < n / 8)
+            t = ftype == LB_FTYPE_MOSTLY_Q4_0 ? LB_TYPE_Q4_1 : LB_TYPE_Q5_1;
         return t;
     case CAT_ATTN_OUTPUT:
         if (ftype == LB_FTYPE_MOSTLY_Q2_K) t = LB_TYPE_Q3_K;
@@ -122,7 +127,7 @@ lb_type lb_quant_tensor_type(const struct lb_profile *p, const struct lb_quant_m
                              int n_dims, int64_t ne0, lb_type cur, enum lb_quant_rule *rule) {
     *rule = LB_RULE_COPY;
     if (!allows_quantization(name, n_dims)) return cur;
-    lb_type t = p->method->type;
+    lb_type t = p->type;
     *rule = LB_RULE_METHOD;
     for (int i = 0; i < p->n_overrides; i++)
         if (fnmatch(p->overrides[i].pattern, name, 0) == 0) {
@@ -156,6 +161,7 @@ struct quant_job {
     int64_t cols, rows, rows_per_chunk;
     size_t src_row, dst_row;
     double *err2, *norm2;     // per chunk: Σ(w − ŵ)², Σw², summed in chunk order afterwards
+    const float *importance;  // (cols) per-column importance, or NULL: the reference quantizer
     atomic_bool nomem;
 };
 
@@ -173,7 +179,9 @@ static void quant_chunk(void *arg, int64_t ci) {
     for (int64_t r = ci * j->rows_per_chunk; r < r1; r++) {
         char *d = j->dst + (size_t)r * j->dst_row;
         lb_type_to_float(j->from, j->src + (size_t)r * j->src_row, w, j->cols);
-        lb_type_from_float(j->to, w, d, j->cols);
+        const lb_quantize_imatrix_fn weighted = j->importance ? lb_imatrix_quantizer(j->to) : NULL;
+        if (weighted) weighted(w, d, j->cols, j->importance);
+        else lb_type_from_float(j->to, w, d, j->cols);
         lb_type_to_float(j->to, d, back, j->cols);
         for (int64_t c = 0; c < j->cols; c++) {
             double diff = (double)w[c] - back[c];
@@ -187,12 +195,14 @@ static void quant_chunk(void *arg, int64_t ci) {
 }
 
 // Quantize `rows` rows into a new buffer (*out, owned by the caller) and
-// return the relative error ‖W − Ŵ‖/‖W‖ in *rel.
+// return the relative error ‖W − Ŵ‖/‖W‖ in *rel. With `importance` (one
+// value per column), types that have an importance-weighted quantizer use it.
 static lb_status quantize_tensor(struct lb_threadpool *pool, const struct gguf_tensor *t, lb_type to, int64_t rows,
-                                 void **out, double *rel, lb_error *err) {
+                                 const float *importance, void **out, double *rel, lb_error *err) {
     struct quant_job j = {
         .src = t->data, .from = t->type, .to = to, .cols = t->ne[0], .rows = rows,
         .src_row = lb_type_row_bytes(t->type, t->ne[0]), .dst_row = lb_type_row_bytes(to, t->ne[0]),
+        .importance = importance,
     };
     // Chunks of about 64k elements: small enough to balance, large enough that
     // the per-chunk malloc does not show.
@@ -270,6 +280,8 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
     struct gguf_file *f = NULL;
     struct gguf_writer *w = NULL;
     struct lb_threadpool *pool = NULL;
+    struct calibration *cal = NULL;
+    float *qw = NULL;
     void **bufs = NULL;
     lb_quantize_tensor *rows = NULL;
     lb_status st = gguf_open(&f, in, err);
@@ -285,6 +297,13 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
     }
     struct lb_quant_model qm;
     read_quant_model(f, &qm);
+    qm.has_imatrix = p->importance || params->imatrix;
+    if (p->type == LB_TYPE_COUNT) {
+        st = lb_fail(err, LB_ERR_UNSUPPORTED, "profile %s: no tensor type in this build holds its grid (%d bits, "
+                     "groups of %d, %s)", p->name, p->grid.bits, p->grid.group,
+                     p->grid.symmetric ? "symmetric" : "zero point");
+        goto done;
+    }
 
     // Plan every tensor first, so that a refused input fails before any work.
     int64_t total_elems = 0, done_elems = 0;
@@ -319,17 +338,42 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
         }
     }
 
+    // Methods that need activations run once, before any tensor is written.
+    if ((st = calibration_run(&cal, in, f, p, &qm, params, pool, err))) goto done;
+    int64_t max_cols = 1;
+    for (int i = 0; i < n; i++) max_cols = f->tensors[i].ne[0] > max_cols ? f->tensors[i].ne[0] : max_cols;
+    if (!(qw = malloc((size_t)max_cols * sizeof *qw))) {
+        st = lb_fail(err, LB_ERR_NOMEM, "%s: out of memory", file);
+        goto done;
+    }
+
     for (int i = 0; i < n; i++) {
         const struct gguf_tensor *t = &f->tensors[i];
         lb_quantize_tensor *r = &rows[i];
         const void *data = t->data;
-        if (r->type_out != t->type) {
-            if ((st = quantize_tensor(pool, t, r->type_out, r->n_elements / t->ne[0], &bufs[i], &r->rel_error, err)))
+        const struct cal_output *co = calibration_output(cal, t->name);
+        if (co) {
+            // Written by a calibrated method: the tensor, then its companions.
+            r->type_out = co->t[0].type;
+            r->rel_error = co->rel_error;
+            r->bytes_out = 0;
+            for (int k = 0; k < co->n; k++) {
+                const struct cal_tensor *ct = &co->t[k];
+                if ((st = gguf_writer_add_tensor(w, ct->name, ct->type, ct->n_dims, ct->ne, ct->data, ct->nbytes, err)))
+                    goto done;
+                r->bytes_out += ct->nbytes;
+            }
+        } else {
+            if (r->type_out != t->type) {
+                const bool weighted = calibration_importance(cal, t->name, t->ne[0], qw, &st, err);
+                if (st || (st = quantize_tensor(pool, t, r->type_out, r->n_elements / t->ne[0], weighted ? qw : NULL,
+                                                &bufs[i], &r->rel_error, err)))
+                    goto done;
+                data = bufs[i];
+            }
+            if ((st = gguf_writer_add_tensor(w, t->name, r->type_out, t->n_dims, t->ne, data, r->bytes_out, err)))
                 goto done;
-            data = bufs[i];
         }
-        if ((st = gguf_writer_add_tensor(w, t->name, r->type_out, t->n_dims, t->ne, data, r->bytes_out, err)))
-            goto done;
         done_elems += r->n_elements;
         if (params->progress && !params->progress((float)done_elems / (float)(total_elems ? total_elems : 1),
                                                   params->user)) {
@@ -343,7 +387,8 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
     // each of lowbit's own types the file holds.
     if ((st = gguf_writer_copy_kv(w, f, err)) ||
         (st = gguf_writer_set_u32(w, "general.quantization_version", LB_QUANTIZATION_VERSION, err)) ||
-        (st = gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->method->ftype, err)))
+        (st = gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->ftype, err)) ||
+        (st = calibration_write_kv(cal, w, err)))
         goto done;
     for (int t = 0; t < LB_TYPE_COUNT; t++) {
         const char *desc = lb_type_description((lb_type)t);
@@ -376,6 +421,8 @@ done:
         for (int i = 0; i < n; i++) free(bufs[i]);
     free(bufs);
     gguf_writer_free(w);
+    calibration_free(cal);
+    free(qw);
     threadpool_free(pool);
     gguf_close(f);
     return st;

@@ -16,6 +16,12 @@ static void usage(FILE *out) {
             "  -o, --output FILE         the quantized GGUF (written atomically; may be the input)\n"
             "      --profile NAME|FILE   q4_k_m, q8_0, ... or a profile .yaml (see lowbit-profile(5))\n"
             "  -t, --threads N           (default: the machine's cores)\n"
+            "      --calib TEXTFILE      calibration text, for profiles that look at activations (awq, rtn,\n"
+            "                            llm-int8, importance: calibration)\n"
+            "      --calib-samples N     chunks of the text to run (default 128; 0: all)\n"
+            "      --calib-ctx N         tokens per chunk, BOS included (default 512)\n"
+            "      --imatrix FILE        quantize with this importance matrix (llama.cpp's imatrix, GGUF or .dat)\n"
+            "      --imatrix-out FILE    save the importance matrix collected from --calib (llama.cpp's GGUF format)\n"
             "      --allow-requantize    quantize tensors that are already quantized (loses accuracy)\n"
             "  -q, --quiet               no per-tensor table, only the totals\n");
 }
@@ -37,7 +43,8 @@ static void print_shape(char *buf, size_t cap, const lb_quantize_tensor *t) {
 
 int cmd_quantize(int argc, char **argv) {
     const char *C = "quantize", *in = NULL, *out = NULL, *profile_name = NULL;
-    long threads = 0;
+    long threads = 0, calib_samples = 128, calib_ctx = 512;
+    const char *calib = NULL, *imatrix = NULL, *imatrix_out = NULL;
     bool allow_requantize = false, quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -53,6 +60,18 @@ int cmd_quantize(int argc, char **argv) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             const char *v = cli_value(C, argc, argv, &i);
             if (!v || !cli_int(C, a, v, 1, 1024, &threads)) return 2;
+        } else if (!strcmp(a, "--calib")) {
+            if (!(calib = cli_value(C, argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--calib-samples")) {
+            const char *v = cli_value(C, argc, argv, &i);
+            if (!v || !cli_int(C, a, v, 0, 1 << 20, &calib_samples)) return 2;
+        } else if (!strcmp(a, "--calib-ctx")) {
+            const char *v = cli_value(C, argc, argv, &i);
+            if (!v || !cli_int(C, a, v, 16, 1 << 16, &calib_ctx)) return 2;
+        } else if (!strcmp(a, "--imatrix")) {
+            if (!(imatrix = cli_value(C, argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--imatrix-out")) {
+            if (!(imatrix_out = cli_value(C, argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--allow-requantize")) {
             allow_requantize = true;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
@@ -78,6 +97,8 @@ int cmd_quantize(int argc, char **argv) {
     lb_quantize_params qp = {
         .profile = profile, .n_threads = (int32_t)threads, .allow_requantize = allow_requantize,
         .progress = tty ? progress_bar : NULL,
+        .calib_text = calib, .calib_samples = (int32_t)calib_samples, .calib_ctx = (int32_t)calib_ctx,
+        .imatrix = imatrix, .imatrix_out = imatrix_out,
     };
     lb_quantize_stats st;
     lb_status s = lb_quantize_file(in, out, &qp, &st, &err);
