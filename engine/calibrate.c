@@ -4,6 +4,7 @@
  */
 #include "calibrate.h"
 
+#include "awq.h"
 #include "imatrix.h"
 #include "internal.h"
 #include "model.h"
@@ -23,12 +24,12 @@ struct calibration {
 
 static bool needs_text(const struct lb_profile *p, const lb_quantize_params *qp) {
     const enum lb_method_kind k = p->kind;
-    return k == LB_METHOD_AWQ || k == LB_METHOD_RTN || k == LB_METHOD_LLM_INT8 || (p->importance && !qp->imatrix) ||
-           qp->imatrix_out;
+    return k == LB_METHOD_AWQ || k == LB_METHOD_LLM_INT8 || (p->importance && !qp->imatrix) || qp->imatrix_out;
 }
 
+// rtn needs no text, but its tensors are written here as AWQ's are.
 bool calibration_needed(const struct lb_profile *p, const lb_quantize_params *qp) {
-    return needs_text(p, qp) || qp->imatrix;
+    return needs_text(p, qp) || qp->imatrix || p->kind == LB_METHOD_RTN;
 }
 
 void calibration_free(struct calibration *c) {
@@ -70,6 +71,66 @@ bool calibration_importance(const struct calibration *c, const char *name, int64
     return true;
 }
 
+// Add tensor t (taking its data) to the output of input tensor `src`.
+static lb_status add_output(struct calibration *c, const char *src, struct cal_tensor t, double rel_error,
+                            lb_error *err) {
+    struct cal_output *o = (struct cal_output *)calibration_output(c, src);
+    if (!o) {
+        if (c->n_out == c->cap_out) {
+            int cap = c->cap_out ? 2 * c->cap_out : 64;
+            struct cal_output *go = realloc(c->out, (size_t)cap * sizeof *go);
+            if (go) c->out = go;
+            char **gn = go ? realloc(c->out_names, (size_t)cap * sizeof *gn) : NULL;
+            if (gn) c->out_names = gn;
+            if (!go || !gn) goto nomem;
+            c->cap_out = cap;
+        }
+        if (!(c->out_names[c->n_out] = strdup(src))) goto nomem;
+        o = &c->out[c->n_out++];
+        memset(o, 0, sizeof *o);
+        o->rel_error = rel_error;
+    }
+    if (LB_NEVER(o->n == CAL_MAX_OUTPUTS)) {
+        free(t.data);
+        free(t.name);
+        return lb_fail(err, LB_ERR_ARG, "calibration: more than %d tensors for '%s'", CAL_MAX_OUTPUTS, src);
+    }
+    o->t[o->n++] = t;
+    return LB_OK;
+nomem:
+    free(t.data);
+    free(t.name);
+    return lb_fail(err, LB_ERR_NOMEM, "calibration: out of memory");
+}
+
+// --- AWQ / RTN: the profile's type for each matrix, and the tensors it writes
+
+struct awq_user {
+    struct calibration *c;
+    const struct lb_profile *p;
+    const struct lb_quant_model *qm;
+    const struct gguf_file *f;
+};
+
+static lb_type awq_type(void *user, const char *name, int64_t cols) {
+    const struct awq_user *u = user;
+    const struct gguf_tensor *t = gguf_find_tensor(u->f, name);
+    enum lb_quant_rule rule;
+    return lb_quant_tensor_type(u->p, u->qm, name, 2, cols, t ? t->type : LB_TYPE_F32, &rule);
+}
+
+static lb_status awq_emit(void *user, const char *name, lb_type type, uint32_t n_dims, const int64_t *ne, void *data,
+                          size_t nbytes, double rel_error, lb_error *err) {
+    struct awq_user *u = user;
+    struct cal_tensor t = {.name = strdup(name), .type = type, .n_dims = n_dims, .data = data, .nbytes = nbytes};
+    for (uint32_t i = 0; i < GGUF_MAX_DIMS; i++) t.ne[i] = i < n_dims ? ne[i] : 1;
+    if (!t.name) {
+        free(data);
+        return lb_fail(err, LB_ERR_NOMEM, "calibration: out of memory");
+    }
+    return add_output(u->c, name, t, rel_error, err);
+}
+
 lb_status calibration_write_kv(const struct calibration *c, struct gguf_writer *w, lb_error *err) {
     if (!c || !c->importance) return LB_OK;
     // What llama-quantize records when given an imatrix.
@@ -89,9 +150,6 @@ lb_status calibration_write_kv(const struct calibration *c, struct gguf_writer *
 lb_status calibration_run(struct calibration **out, const char *in_path, const struct gguf_file *f,
                           const struct lb_profile *p, const struct lb_quant_model *qm, const lb_quantize_params *qp,
                           struct lb_threadpool *pool, lb_error *err) {
-    (void)f;
-    (void)qm;
-    (void)pool;
     *out = NULL;
     if (!calibration_needed(p, qp)) return LB_OK;
     if (needs_text(p, qp) && !qp->calib_text)
@@ -104,14 +162,23 @@ lb_status calibration_run(struct calibration **out, const char *in_path, const s
     lb_status st = LB_OK;
     lb_model *m = NULL;
     if (qp->imatrix && (st = imatrix_load(qp->imatrix, &c->im, err))) goto done;
-    if (needs_text(p, qp)) {
+    if (needs_text(p, qp) || p->kind == LB_METHOD_RTN) {
         if ((st = lb_model_open(&m, in_path, NULL, err))) goto done;
         const struct lb_calib_params cp = {
             .text_path = qp->calib_text, .n_samples = qp->calib_samples,
             .n_ctx = qp->calib_ctx > 0 ? qp->calib_ctx : 512, .n_threads = qp->n_threads,
         };
-        if (!qp->imatrix && (st = imatrix_collect(m, &cp, NULL, NULL, &c->im, err))) goto done;
+        const bool stats = c->importance || p->kind == LB_METHOD_LLM_INT8 || qp->imatrix_out;
+        if (!qp->imatrix && stats && qp->calib_text && (st = imatrix_collect(m, &cp, NULL, NULL, &c->im, err))) goto done;
         if (qp->imatrix_out && (st = imatrix_save(&c->im, qp->imatrix_out, err))) goto done;
+        if (p->kind == LB_METHOD_AWQ || p->kind == LB_METHOD_RTN) {
+            const struct awq_params ap = {
+                .grid = p->grid, .search = p->kind == LB_METHOD_AWQ, .clip = p->kind == LB_METHOD_AWQ && p->clip,
+                .calib = cp,
+            };
+            struct awq_user u = {c, p, qm, f};
+            if ((st = awq_quantize(m, &ap, awq_type, awq_emit, &u, pool, NULL, err))) goto done;
+        }
     }
 done:
     lb_model_free(m);
