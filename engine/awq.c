@@ -50,7 +50,10 @@ void awq_grid_row(struct lb_grid g, const float *w, int64_t n, uint8_t *q, float
             d = fp16_round(fmaxf(amax, 1e-5f) / (float)((1 << (g.bits - 1)) - 1));
             z = (float)(1 << (g.bits - 1));
         } else {
-            float mn = FLT_MAX, mx = -FLT_MAX;
+            // The range always holds 0 (as GPTQ's quantizer forces; llm-awq does not): with an
+            // integer zero point in [0, 2^b − 1], a group whose values all have one sign would
+            // otherwise have its zero clamped and its far end cut off.
+            float mn = 0.0f, mx = 0.0f;
             for (int64_t i = 0; i < gs; i++) {
                 mn = fminf(mn, x[i]);
                 mx = fmaxf(mx, x[i]);
@@ -572,6 +575,31 @@ static lb_status write_vector(const struct writer *wr, const char *fmt, int il, 
     return wr->emit(wr->user, name, LB_TYPE_F32, 1, (const int64_t[]){n}, copy, (size_t)n * sizeof *copy, 0, err);
 }
 
+// The embeddings of tokens[0..N) into a->x.
+static void embed(struct acts *a, const struct lb_model *m, const int32_t *tokens) {
+    const int64_t d = m->hp.n_embd;
+    const size_t emb_row = lb_type_row_bytes(m->src_tok_embd.type, d);
+    for (int64_t t = 0; t < a->N; t++)
+        lb_type_to_float(m->src_tok_embd.type, (const char *)m->src_tok_embd.data + (size_t)tokens[t] * emb_row,
+                         a->x + t * d, d);
+}
+
+lb_status awq_hidden_states(struct lb_model *m, const int32_t *tokens, int T, struct lb_threadpool *pool,
+                            float *out, lb_error *err) {
+    struct acts a = {.pool = pool};
+    struct awq_layer L = {0};
+    openblas_set_num_threads(threadpool_size(pool));
+    lb_status st = alloc_acts(&a, &m->hp, 1, T, err);
+    if (!st) embed(&a, m, tokens);
+    for (int il = 0; !st && il < m->hp.n_layer; il++) {
+        if (!(st = awq_layer_load(m, il, &L, err))) layer_forward(&a, &L);
+        awq_layer_free(&L);
+    }
+    if (!st) memcpy(out, a.x, (size_t)T * (size_t)m->hp.n_embd * sizeof *out);
+    free_acts(&a);
+    return st;
+}
+
 // ----------------------------------------------------------------------------
 // The whole model
 
@@ -606,11 +634,7 @@ lb_status awq_quantize(struct lb_model *m, const struct awq_params *p, awq_type_
         st = lb_fail(err, LB_ERR_NOMEM, "awq: out of memory");
         goto done;
     }
-    // The first layer's input: the token embeddings.
-    const size_t emb_row = lb_type_row_bytes(m->src_tok_embd.type, d);
-    for (int64_t t = 0; p->search && t < a.N; t++)
-        lb_type_to_float(m->src_tok_embd.type, (const char *)m->src_tok_embd.data + (size_t)tokens[t] * emb_row,
-                         a.x + t * d, d);
+    if (p->search) embed(&a, m, tokens); // the first layer's input
 
     for (int il = 0; il < hp->n_layer; il++) {
         const struct lb_layer *src = &m->src_layers[il];

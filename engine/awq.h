@@ -88,6 +88,11 @@ void awq_fold(const lb_hparams *hp, struct awq_layer *L, float *const s[AWQ_GROU
 // Round one row of n weights to the grid (groups of g.group, or the whole
 // row): codes q[n] and per-group scale/zero; deq[n] (may be NULL) gets
 // scale·(q − zero) with the scale rounded to fp16 as the packed type stores it.
+// The final hidden states (before the output norm) of tokens[0..T) at
+// positions 0..T−1, computed with AWQ's float layer: out is (T, n_embd).
+lb_status awq_hidden_states(struct lb_model *m, const int32_t *tokens, int T, struct lb_threadpool *pool,
+                            float *out, lb_error *err);
+
 void awq_grid_row(struct lb_grid g, const float *w, int64_t n, uint8_t *q, float *scale, float *zero, float *deq);
 
 #endif
