@@ -7,6 +7,7 @@
 #include "awq.h"
 #include "imatrix.h"
 #include "internal.h"
+#include "llm_int8.h"
 #include "model.h"
 
 #include <stdio.h>
@@ -131,6 +132,55 @@ static lb_status awq_emit(void *user, const char *name, lb_type type, uint32_t n
     return add_output(u->c, name, t, rel_error, err);
 }
 
+// --- LLM.int8: the matrices with outlier columns get the int8 rows and two companions
+
+static lb_status llm_int8_tensor(struct calibration *c, const struct gguf_tensor *t, const struct imatrix_entry *e,
+                                 float threshold, lb_error *err) {
+    const int64_t rows = t->ne[1], cols = t->ne[0];
+    int32_t *oc = malloc((size_t)cols * sizeof *oc);
+    if (!oc) return lb_fail(err, LB_ERR_NOMEM, "llm-int8: out of memory");
+    const int k = llm_int8_outliers(e->absmax, cols, threshold, oc);
+    if (k == 0) { // plain vector-wise int8: the usual quantizer path writes it
+        free(oc);
+        return LB_OK;
+    }
+    const size_t rb = lb_type_row_bytes(LB_TYPE_LLM_INT8, cols);
+    float *W = malloc((size_t)(rows * cols) * sizeof *W), *fc = malloc((size_t)k * sizeof *fc);
+    void *q = malloc(rb * (size_t)rows);
+    uint16_t *ow = malloc((size_t)(rows * k) * sizeof *ow);
+    struct cal_tensor tq = {.name = strdup(t->name), .type = LB_TYPE_LLM_INT8, .n_dims = 2, .ne = {cols, rows, 1, 1},
+                            .data = q, .nbytes = rb * (size_t)rows};
+    char name[320];
+    snprintf(name, sizeof name, "%s" LLM_INT8_COLS_SUFFIX, t->name);
+    struct cal_tensor tc = {.name = strdup(name), .type = LB_TYPE_F32, .n_dims = 1, .ne = {k, 1, 1, 1}, .data = fc,
+                            .nbytes = (size_t)k * sizeof *fc};
+    snprintf(name, sizeof name, "%s" LLM_INT8_W_SUFFIX, t->name);
+    struct cal_tensor tw = {.name = strdup(name), .type = LB_TYPE_F16, .n_dims = 2, .ne = {k, rows, 1, 1}, .data = ow,
+                            .nbytes = (size_t)(rows * k) * sizeof *ow};
+    lb_status st = LB_OK;
+    if (!W || !fc || !q || !ow || !tq.name || !tc.name || !tw.name) {
+        free(q), free(fc), free(ow), free(tq.name), free(tc.name), free(tw.name);
+        st = lb_fail(err, LB_ERR_NOMEM, "llm-int8: out of memory for '%s'", t->name);
+    } else {
+        const size_t src_row = lb_type_row_bytes(t->type, cols);
+        for (int64_t r = 0; r < rows; r++)
+            lb_type_to_float(t->type, (const char *)t->data + (size_t)r * src_row, W + r * cols, cols);
+        for (int i = 0; i < k; i++) fc[i] = (float)oc[i];
+        const double rel = llm_int8_quantize(W, rows, cols, oc, k, q, ow);
+        // add_output takes each tensor it is given, also when it fails.
+        if ((st = add_output(c, t->name, tq, rel, err))) {
+            free(tc.data), free(tc.name), free(tw.data), free(tw.name);
+        } else if ((st = add_output(c, t->name, tc, rel, err))) {
+            free(tw.data), free(tw.name);
+        } else {
+            st = add_output(c, t->name, tw, rel, err);
+        }
+    }
+    free(W);
+    free(oc);
+    return st;
+}
+
 lb_status calibration_write_kv(const struct calibration *c, struct gguf_writer *w, lb_error *err) {
     if (!c || !c->importance) return LB_OK;
     // What llama-quantize records when given an imatrix.
@@ -178,6 +228,15 @@ lb_status calibration_run(struct calibration **out, const char *in_path, const s
             };
             struct awq_user u = {c, p, qm, f};
             if ((st = awq_quantize(m, &ap, awq_type, awq_emit, &u, pool, NULL, err))) goto done;
+        }
+        for (uint64_t i = 0; p->kind == LB_METHOD_LLM_INT8 && i < f->n_tensors; i++) {
+            const struct gguf_tensor *t = &f->tensors[i];
+            enum lb_quant_rule rule;
+            const struct imatrix_entry *e = imatrix_find(&c->im, t->name);
+            if (t->n_dims != 2 || !e || !e->absmax || e->cols != t->ne[0] ||
+                lb_quant_tensor_type(p, qm, t->name, 2, t->ne[0], t->type, &rule) != LB_TYPE_LLM_INT8)
+                continue;
+            if ((st = llm_int8_tensor(c, t, e, p->outlier_threshold, err))) goto done;
         }
     }
 done:

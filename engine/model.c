@@ -7,6 +7,7 @@
 
 #include "gguf.h"
 #include "internal.h"
+#include "llm_int8.h"
 #include "profile.h"
 #include "tokenizer.h"
 #include "types.h"
@@ -187,7 +188,7 @@ static lb_status get_weight(struct gguf_loader *L, const char *name, int64_t row
     w->rows = rows;
     w->cols = cols;
     w->data = t->data;
-    return LB_OK;
+    return llm_int8_attach(L->m, L->f, w, err); // its outlier tensors, when it is LLM_INT8
 }
 
 // A 1D tensor of n elements converted to f32; NULL in *out when optional and absent.
@@ -527,6 +528,7 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
                 continue;
             }
             lb_type_to_float(src[i]->type, s, row, src[i]->cols);
+            if (src[i]->n_outliers) llm_int8_add_outliers(src[i], r, row);
             lb_type_from_float(next[i].type, row, d, next[i].cols);
         }
         next[i].data = buf + off;

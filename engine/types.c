@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "blocks.h"
+#include "llm_int8.h"
 #include "quants.h"
 
 const struct lb_type_traits lb_type_traits[LB_TYPE_COUNT] = {
@@ -128,6 +129,18 @@ const struct lb_type_traits lb_type_traits[LB_TYPE_COUNT] = {
         .vec_dot = lb_vec_dot_fp4_f32, .vec_dot_type = LB_TYPE_F32,
         .tolerance = 0.15f, .exact_requant = true,
         .description = "FP4: blocks of 64, fp16 absmax, bitsandbytes FP4 (E2M1, no inf/nan) code table",
+    },
+    // LLM.int8: a quantizer call is one row (one absmax scale); the activations
+    // take the same layout, one scale per token. Blocks are Q8_0's, so Q8_0's
+    // decoder reads them.
+    [LB_TYPE_LLM_INT8] = {
+        .name = "LLM_INT8", .block_size = 32, .type_size = sizeof(block_llm_int8), .bpw = 8.5f,
+        .to_float = lb_dequantize_row_q8_0, .from_float_ref = lb_quantize_row_llm_int8_ref,
+        .vec_dot = lb_vec_dot_llm_int8, .vec_dot_type = LB_TYPE_LLM_INT8,
+        .tolerance = 0.013f, .exact_requant = true,
+        .description = "LLM_INT8: LLM.int8() vector-wise int8, one absmax scale per row (fp16, repeated in each "
+                       "block of 32); input columns that are outliers in calibration activations are kept in F16 "
+                       "as NAME.outlier_w [k, rows] with their indices in NAME.outlier_cols [k]",
     },
 };
 
