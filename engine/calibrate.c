@@ -201,6 +201,11 @@ lb_status calibration_run(struct calibration **out, const char *in_path, const s
                           const struct lb_profile *p, const struct lb_quant_model *qm, const lb_quantize_params *qp,
                           struct lb_threadpool *pool, lb_error *err) {
     *out = NULL;
+    if (qp->calib_text && !needs_text(p, qp))
+        return lb_fail(err, LB_ERR_ARG, "profile %s uses no calibration text (--calib %s): its method %s %s", p->name,
+                       qp->calib_text, p->method->name,
+                       qp->imatrix ? "takes the importance from --imatrix" : "looks at weights only (add "
+                       "'importance: calibration' to weigh by activations)");
     if (!calibration_needed(p, qp)) return LB_OK;
     if (needs_text(p, qp) && !qp->calib_text)
         return lb_fail(err, LB_ERR_ARG, "profile %s needs calibration text (--calib FILE)%s", p->name,

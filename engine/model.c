@@ -561,5 +561,10 @@ lb_status lb_model_requantize(lb_model *m, lb_type type, lb_progress_fn progress
 lb_status lb_model_requantize_profile(lb_model *m, const lb_profile *profile, lb_progress_fn progress, void *user,
                                       lb_error *err) {
     if (!profile) return lb_fail(err, LB_ERR_ARG, "requantize: no profile given");
+    // Methods that need calibration activations write files only (lowbit quantize --calib).
+    if (profile->kind != LB_METHOD_TYPE || profile->importance)
+        return lb_fail(err, LB_ERR_UNSUPPORTED, "profile %s needs calibration (method %s%s): quantize a file with "
+                       "lowbit quantize --calib TEXT and load that", profile->name, profile->method->name,
+                       profile->importance ? ", importance: calibration" : "");
     return requantize(m, LB_TYPE_COUNT, profile, progress, user, err);
 }

@@ -316,8 +316,12 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
         } else if (!strcmp(key, "group_size")) {
             const char *s = NULL;
             if ((st = get_string(r, key, v, &s))) return st;
+            char *end;
+            const long g = strtol(s, &end, 10);
             if (!strcmp(s, "per-channel")) p->grid.group = LB_GRID_PER_CHANNEL;
-            else st = get_int(r, key, v, 1, 1 << 20, &p->grid.group);
+            else if (*s && !*end && g >= 1 && g <= 1 << 20) p->grid.group = (int)g;
+            else return fail_at(r, v, LB_ERR_FORMAT, "group_size '%s' (expected per-channel or an integer in 1..%d)",
+                                s, 1 << 20);
             grid_node = grid_node ? grid_node : k;
         } else if (!strcmp(key, "symmetric")) {
             st = get_bool(r, key, v, &p->grid.symmetric);

@@ -113,7 +113,7 @@ static lb_type mix_type(enum lb_ftype ftype, lb_type t, enum category cat, int l
 
 // llama.cpp's tensor_type_fallback, or the profile's fallback when it names one.
 static lb_type fallback_type(const struct lb_profile *p, lb_type t, int64_t ne0) {
-    if (ne0 % lb_type_block_size(t) == 0) return t;
+    if (lb_type_block_size(t) <= 0 || ne0 % lb_type_block_size(t) == 0) return t; // (no type: refused by the caller)
     lb_type f = t;
     if (p->fallback != LB_TYPE_COUNT) f = p->fallback;
     else if (t == LB_TYPE_Q2_K || t == LB_TYPE_Q3_K) f = LB_TYPE_Q4_0;
