@@ -85,8 +85,9 @@ static void test_find_by_name(void **state) {
 // ----------------------------------------------------------------------------
 // Mistakes, each with the exact message
 
-#define KEYS "name, description, method, pure, overrides, fallback, kv_cache"
-#define TYPES "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4"
+#define KEYS "name, description, method, pure, overrides, fallback, kv_cache, importance, bits, group_size, symmetric, clip, " \
+             "outlier_threshold"
+#define TYPES "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4, llm_int8"
 
 static void test_bad_profiles(void **state) {
     (void)state;
@@ -98,7 +99,7 @@ static void test_bad_profiles(void **state) {
         {"name: [a, b]\nmethod: q4_0\n", "1:7: 'name' is a list (expected a string)"},
         {"name: x\nmethod: q4_k_x\n",
          "2:9: method 'q4_k_x' unknown (expected one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, "
-         "q3_k, q4_k, q5_k, q6_k, q3_k_s, q3_k_m, q4_k_s, q4_k_m, q5_k_s, q5_k_m, nf4, fp4)"},
+         "q3_k, q4_k, q5_k, q6_k, q3_k_s, q3_k_m, q4_k_s, q4_k_m, q5_k_s, q5_k_m, nf4, fp4, awq, rtn, llm-int8)"},
         {"name: x\nmethod: q4_k_m\noverrides:\n  - pattern: \"output.weight\"\n    type: q7_k\n",
          "5:11: type 'q7_k' is not a weight type (expected one of " TYPES ")"},
         {"name: x\nmethod: q4_k_m\noverrides:\n  - pattern: \"output.weight\"\n    type: q8_k\n",
