@@ -362,7 +362,8 @@ typedef struct lb_quantize_params {
 typedef struct lb_quantize_tensor {
     char *name;
     lb_type type_in, type_out;
-    const char *rule;           // why type_out: "copy" (not a weight matrix), "method", "mix", "override", "fallback"
+    const char *rule;           // why type_out: "copy" (not a weight matrix), "method", "mix", "override", "fallback";
+                                // "calibrated": a copied tensor a calibrated method changed (AWQ's folded norms)
     bool fallback;              // rows did not fit the blocks of the type the rules chose
     int n_dims;
     int64_t ne[4];              // ne[0] is the row length

@@ -356,6 +356,7 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
             // Written by a calibrated method: the tensor, then its companions.
             r->type_out = co->t[0].type;
             r->rel_error = co->rel_error;
+            if (!strcmp(r->rule, "copy")) r->rule = "calibrated"; // a norm with AWQ's scales folded in
             r->bytes_out = 0;
             for (int k = 0; k < co->n; k++) {
                 const struct cal_tensor *ct = &co->t[k];
