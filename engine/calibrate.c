@@ -207,6 +207,9 @@ lb_status calibration_run(struct calibration **out, const char *in_path, const s
                        qp->imatrix ? "takes the importance from --imatrix" : "looks at weights only (add "
                        "'importance: calibration' to weigh by activations)");
     if (!calibration_needed(p, qp)) return LB_OK;
+    if (p->kind == LB_METHOD_LLM_INT8 && qp->imatrix)
+        return lb_fail(err, LB_ERR_ARG, "profile %s finds outlier columns by max |x| on calibration text, which "
+                       "imatrix files do not hold (expected --calib without --imatrix)", p->name);
     if (needs_text(p, qp) && !qp->calib_text)
         return lb_fail(err, LB_ERR_ARG, "profile %s needs calibration text (--calib FILE)%s", p->name,
                        p->importance ? " or an importance matrix (--imatrix FILE)" : "");
