@@ -724,6 +724,10 @@ lb_status awq_quantize(struct lb_model *m, const struct awq_params *p, awq_type_
         if (report) report[il] = rep;
         awq_layer_free(&L);
         awq_layer_free(&O);
+        if (p->progress && !p->progress((float)(il + 1) / (float)hp->n_layer, p->user)) {
+            st = lb_fail(err, LB_ERR_CANCELLED, "awq: cancelled after %d of %d layers", il + 1, hp->n_layer);
+            goto done;
+        }
     }
 done:
     awq_layer_free(&L);

@@ -41,6 +41,8 @@ struct awq_params {
     bool search;                  // the scale search (false: round to nearest only, AWQ's baseline)
     bool clip;                    // the clipping search
     struct lb_calib_params calib;
+    lb_progress_fn progress;      // after each layer, with the fraction of layers done; false cancels (may be NULL)
+    void *user;
 };
 
 // The type a layer matrix is written as (the profile's choice). Matrices of

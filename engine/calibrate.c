@@ -227,12 +227,16 @@ lb_status calibration_run(struct calibration **out, const char *in_path, const s
             .n_ctx = qp->calib_ctx > 0 ? qp->calib_ctx : 512, .n_threads = qp->n_threads,
         };
         const bool stats = c->importance || p->kind == LB_METHOD_LLM_INT8 || qp->imatrix_out;
-        if (!qp->imatrix && stats && qp->calib_text && (st = imatrix_collect(m, &cp, NULL, NULL, &c->im, err))) goto done;
+        // The progress callback sees each pass (statistics, then AWQ's layers) go from 0 to 1
+        // before the tensors are written.
+        if (!qp->imatrix && stats && qp->calib_text &&
+            (st = imatrix_collect(m, &cp, qp->progress, qp->user, &c->im, err)))
+            goto done;
         if (qp->imatrix_out && (st = imatrix_save(&c->im, qp->imatrix_out, err))) goto done;
         if (p->kind == LB_METHOD_AWQ || p->kind == LB_METHOD_RTN) {
             const struct awq_params ap = {
                 .grid = p->grid, .search = p->kind == LB_METHOD_AWQ, .clip = p->kind == LB_METHOD_AWQ && p->clip,
-                .calib = cp,
+                .calib = cp, .progress = qp->progress, .user = qp->user,
             };
             struct awq_user u = {c, p, qm, f};
             if ((st = awq_quantize(m, &ap, awq_type, awq_emit, &u, pool, NULL, err))) goto done;

@@ -347,7 +347,8 @@ typedef struct lb_quantize_params {
     const lb_profile *profile;  // required
     int32_t n_threads;          // 0: the machine's cores
     bool allow_requantize;      // quantize tensors that are already quantized (decoded first); else an error
-    lb_progress_fn progress;    // after each tensor, with the fraction of elements done; false cancels
+    lb_progress_fn progress;    // after each tensor, with the fraction of elements done; false cancels.
+                                // Calibration passes report their own 0..1 first (chunks, AWQ's layers).
     void *user;
     // Calibration, for profiles whose method needs activations (awq, rtn, llm-int8,
     // `importance: calibration`): a UTF-8 text run through the model in chunks.
