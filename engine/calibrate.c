@@ -185,15 +185,12 @@ lb_status calibration_write_kv(const struct calibration *c, struct gguf_writer *
     if (!c || !c->importance) return LB_OK;
     // What llama-quantize records when given an imatrix.
     lb_status st;
-    const char *file = c->imatrix_file[0] ? c->imatrix_file : (c->im.dataset ? c->im.dataset : "");
-    if ((st = gguf_writer_set_str(w, "quantize.imatrix.file", file, err))) return st;
+    if (c->imatrix_file[0] && (st = gguf_writer_set_str(w, "quantize.imatrix.file", c->imatrix_file, err))) return st;
     if (c->im.dataset && (st = gguf_writer_set_str(w, "quantize.imatrix.dataset", c->im.dataset, err))) return st;
-    struct gguf_value n = {.type = GGUF_INT32, .i64 = c->im.n};
-    if ((st = gguf_writer_set(w, "quantize.imatrix.entries_count", &n, err))) return st;
-    if (c->im.chunk_count > 0) {
-        n.i64 = c->im.chunk_count;
-        if ((st = gguf_writer_set(w, "quantize.imatrix.chunks_count", &n, err))) return st;
-    }
+    if ((st = gguf_writer_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)c->im.n, err))) return st;
+    if (c->im.chunk_count > 0 &&
+        (st = gguf_writer_set_u32(w, "quantize.imatrix.chunks_count", (uint32_t)c->im.chunk_count, err)))
+        return st;
     return LB_OK;
 }
 
@@ -214,7 +211,9 @@ lb_status calibration_run(struct calibration **out, const char *in_path, const s
         return lb_fail(err, LB_ERR_ARG, "profile %s needs calibration text (--calib FILE)%s", p->name,
                        p->importance ? " or an importance matrix (--imatrix FILE)" : "");
     struct calibration *c = calloc(1, sizeof *c);
-    if (!c || !(c->imatrix_file = strdup(qp->imatrix ? qp->imatrix : "")))
+    // The imatrix file behind the importance, if any: the one read, or the one written.
+    const char *im_file = qp->imatrix ? qp->imatrix : qp->imatrix_out ? qp->imatrix_out : "";
+    if (!c || !(c->imatrix_file = strdup(im_file)))
         return free(c), lb_fail(err, LB_ERR_NOMEM, "calibration: out of memory");
     c->importance = p->importance || qp->imatrix;
     lb_status st = LB_OK;

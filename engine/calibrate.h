@@ -65,8 +65,9 @@ const struct cal_output *calibration_output(const struct calibration *c, const c
 bool calibration_importance(const struct calibration *c, const char *name, int64_t cols, float *qw, lb_status *st,
                             lb_error *err);
 
-// Keys describing the calibration for the output file (llama-quantize's
-// quantize.imatrix.* when an importance matrix was used).
+// Keys describing the calibration for the output file: llama-quantize's
+// quantize.imatrix.{file,dataset,entries_count,chunks_count} when an
+// importance matrix was used (file only when there is one).
 lb_status calibration_write_kv(const struct calibration *c, struct gguf_writer *w, lb_error *err);
 
 void calibration_free(struct calibration *c);

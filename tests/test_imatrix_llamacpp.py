@@ -9,6 +9,8 @@ importance (Q4_0, Q4_1, Q5_0, Q5_1, Q2_K .. Q6_K):
   - lowbit with `importance: calibration` straight from the text (no file) must write the
     same bytes again (the in-memory path equals the file path);
   - the importance must matter: without it at least one tensor differs.
+The shipped q4_k_m-imatrix profile must equal `llama-quantize --imatrix ... Q4_K_M` (the mix's
+rules with an imatrix), quantize.imatrix.* keys included.
 When llama.cpp's llama-imatrix is built, its own file for the same model and text is read by
 lowbit and must give llama-quantize's bytes too (our reader of its output).
 
@@ -123,6 +125,26 @@ with tempfile.TemporaryDirectory() as tmp:
         quantize(["-m", src, "-o", plain, "--profile", profile(tmp, qt, "none")])
         same, differ = compare(tensors(plain), theirs)
         T.check(f"{qt}: without importance the bytes differ ({len(differ)} tensors)", len(differ) > 0)
+
+    # A mix: llama.cpp's Q4_K_M rules with the importance matrix, and its quantize.imatrix.* keys.
+    theirs_path, ours_path = os.path.join(tmp, "llama-q4_k_m.gguf"), os.path.join(tmp, "lowbit-q4_k_m.gguf")
+    subprocess.run([llama_quantize, "--imatrix", imatrix, src, theirs_path, "Q4_K_M"], check=True,
+                   capture_output=True)
+    quantize(["-m", src, "-o", ours_path, "--profile", os.path.join(T.srcdir(), "profiles", "q4_k_m-imatrix.yaml"),
+              "--imatrix", imatrix])
+    same, differ = compare(tensors(ours_path), tensors(theirs_path))
+    T.check(f"Q4_K_M mix: profile q4_k_m-imatrix equals llama-quantize --imatrix Q4_K_M ({same} tensors)",
+            not differ, f"differ: {differ[:4]}")
+
+    def imatrix_keys(path):
+        out = {}
+        for k, f in gguf.GGUFReader(path).fields.items():
+            if k.startswith("quantize.imatrix."):
+                v = f.parts[-1]
+                out[k] = (f.types[0].name, bytes(v).decode() if f.types[0] == gguf.GGUFValueType.STRING else int(v[0]))
+        return out
+    T.check("quantize.imatrix.* keys as llama-quantize writes them", imatrix_keys(ours_path) == imatrix_keys(theirs_path),
+            f"{imatrix_keys(ours_path)} vs {imatrix_keys(theirs_path)}")
 
     if os.access(llama_imatrix, os.X_OK):
         theirs_im = os.path.join(tmp, "llama-imatrix.gguf")
