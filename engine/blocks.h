@@ -262,5 +262,15 @@ typedef struct {
     uint8_t qs[QK_BNB4 / 2];
 } block_nf4_dq;
 LB_BLOCK_ASSERT(sizeof(block_nf4_dq) == 1 + QK_BNB4 / 2, "block_nf4_dq size");
+// LLM.int8()'s vector-wise int8 weights (llm_int8.h): x = d * qs, q in
+// [-127, 127], where d = absmax(row) / 127 is one scale for the whole row,
+// repeated in every block so that a row decodes block by block like every
+// other type (bitsandbytes keeps it once per row; this costs 0.5 bit per
+// weight). Activations use the same layout: one scale per token.
+typedef struct {
+    uint16_t d;            // fp16 of the row's scale; equal in every block of a row
+    int8_t qs[32];
+} block_llm_int8;
+LB_BLOCK_ASSERT(sizeof(block_llm_int8) == 2 + 32, "block_llm_int8 size");
 
 #endif // LB_BLOCKS_H

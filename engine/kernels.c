@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm_int8.h"
 #include "quants.h"
 
 // The scalar table names the reference functions explicitly (rather than
@@ -39,8 +40,10 @@ const struct lb_kernels lb_kernels_scalar = {
         [LB_TYPE_FP8_E4M3] = lb_vec_dot_fp8_e4m3_f32,
         [LB_TYPE_FP8_E5M2] = lb_vec_dot_fp8_e5m2_f32,
         [LB_TYPE_NF4_DQ] = lb_vec_dot_nf4_dq_f32,
+        [LB_TYPE_LLM_INT8] = lb_vec_dot_llm_int8,
     },
     .from_float = {
+        [LB_TYPE_LLM_INT8] = lb_quantize_row_llm_int8_ref,
         [LB_TYPE_Q8_0] = lb_quantize_row_q8_0_ref,
         [LB_TYPE_Q8_1] = lb_quantize_row_q8_1_ref,
         [LB_TYPE_Q8_K] = lb_quantize_row_q8_K_ref,

@@ -559,6 +559,43 @@ static void quantize_q8_K(const float *src, void *dst, int64_t n) {
     }
 }
 
+// LLM.int8's vector-wise int8 (llm_int8.c): one scale for the whole row.
+static void quantize_llm_int8(const float *src, void *dst, int64_t n) {
+    block_llm_int8 *y = dst;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 amax8 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) amax8 = _mm256_max_ps(amax8, _mm256_andnot_ps(sign, _mm256_loadu_ps(src + i)));
+    float amax = hmax_f32x8(amax8);
+    for (; i < n; i++) amax = fmaxf(amax, fabsf(src[i]));
+    const uint16_t d16 = _cvtss_sh(amax / 127.0f, 0);
+    const float d = fp16_to_f32(d16);
+    const __m256 id = _mm256_set1_ps(d > 0 ? 1.0f / d : 0.0f);
+    const __m256i top = _mm256_set1_epi32(127), bottom = _mm256_set1_epi32(-127);
+    for (int64_t b = 0; b < n / 32; b++) {
+        __m256i q[4];
+        // cvtps rounds to nearest even, as the reference's nearbyintf.
+        for (int t = 0; t < 4; t++)
+            q[t] = _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(src + 32 * b + 8 * t),
+                                                                                       id)), top), bottom);
+        _mm256_storeu_si256((__m256i *)y[b].qs, pack_i32_to_i8(q[0], q[1], q[2], q[3]));
+        y[b].d = d16;
+    }
+}
+
+static float vec_dot_llm_int8(int64_t n, const void *w, const void *a) {
+    const block_llm_int8 *x = w, *y = a;
+    if (n < 32) return 0.0f;
+    // int32 lanes: each adds 4 products (at most 4·127²) per block, so rows up to ~10^6 columns fit.
+    __m256i acc = _mm256_setzero_si256();
+    for (int64_t b = 0; b < n / 32; b++) acc = _mm256_add_epi32(acc, dot_i8_i8(load256(x[b].qs), load256(y[b].qs)));
+    int32_t lanes[8];
+    _mm256_storeu_si256((__m256i *)lanes, acc);
+    int64_t sum = 0;
+    for (int k = 0; k < 8; k++) sum += lanes[k];
+    return (float)sum * (fp16_to_f32(x[0].d) * fp16_to_f32(y[0].d));
+}
+
 // ---------------------------------------------------------------------------
 
 // --- row conversions -------------------------------------------------------------
@@ -601,8 +638,10 @@ const struct lb_kernels lb_kernels_avx2 = {
         [LB_TYPE_NF4] = vec_dot_nf4,
         [LB_TYPE_FP4] = vec_dot_fp4,
         LB_AVX2_INT_VEC_DOTS // lowbit's integer grid, FP8 and NF4_DQ types (kernels_avx2_int.c)
+        [LB_TYPE_LLM_INT8] = vec_dot_llm_int8,
     },
     .from_float = {
+        [LB_TYPE_LLM_INT8] = quantize_llm_int8,
         [LB_TYPE_Q8_0] = quantize_q8_0,
         [LB_TYPE_Q8_1] = quantize_q8_1,
         [LB_TYPE_Q8_K] = quantize_q8_K,

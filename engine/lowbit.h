@@ -133,6 +133,7 @@ typedef enum lb_type {
     LB_TYPE_FP8_E4M3 = 161, // per-row float scale, OCP E4M3 (fn) codes
     LB_TYPE_FP8_E5M2 = 162, // per-row float scale, OCP E5M2 codes
     LB_TYPE_NF4_DQ = 163,   // NF4 with double-quantized absmax (bnb_4bit_use_double_quant)
+    LB_TYPE_LLM_INT8 = 164, // LLM.int8(): int8 rows with one absmax scale each; outlier columns in f16 beside it
     LB_TYPE_COUNT = 192, // size of the traits table; ids without a row are unknown
 } lb_type;
 
@@ -387,26 +388,36 @@ const char *lb_profile_method(const lb_profile *p);      // "q4_k_m"
 lb_type lb_profile_type(const lb_profile *p);          // the type most matrices get, once bits/granularity/... are applied
 lb_type lb_profile_kv_type(const lb_profile *p);         // LB_TYPE_F16 (default) or LB_TYPE_F32
 int lb_profile_file_type(const lb_profile *p);           // llama.cpp's LLAMA_FTYPE, written as general.file_type
-bool lb_profile_needs_calibration(const lb_profile *p);  // method gptq: lb_quantize_file needs calib_path
+// Whether lb_quantize_file needs calibration (calib_path, or for `importance:
+// calibration` an imatrix file): methods gptq, awq, llm-int8, and importance.
+bool lb_profile_needs_calibration(const lb_profile *p);
 
 typedef struct lb_quantize_params {
     const lb_profile *profile;  // required
     int32_t n_threads;          // 0: the machine's cores
     bool allow_requantize;      // quantize tensors that are already quantized (decoded first); else an error
-    lb_progress_fn progress;    // after each tensor, with the fraction of elements done; false cancels
+    lb_progress_fn progress;    // after each tensor, with the fraction of elements done; false cancels.
+                                // Calibration passes report their own 0..1 first (chunks, AWQ's layers).
     void *user;
-    // Calibration text (UTF-8). Required by profiles that need calibration
-    // (GPTQ); with any other profile it only adds the output error on it to
-    // the statistics (the file is the same). Samples and context 0: the
-    // profile's (calibration: samples, ctx; default 128 x 512 tokens).
+    // Calibration text (UTF-8), run through the model in chunks of calib_ctx
+    // tokens (BOS included). Required by profiles that need activations
+    // (lb_profile_needs_calibration: gptq, awq, llm-int8, `importance:
+    // calibration` unless `imatrix` is given); with any other profile it only
+    // adds the output error on it to the statistics (the file is the same).
+    // Samples and context 0: the profile's (calibration: samples, ctx;
+    // default 128 x 512 tokens).
     const char *calib_path;
     int32_t calib_samples, calib_ctx;
+    const char *imatrix;        // a llama.cpp imatrix file (GGUF or legacy .dat) to quantize with instead
+                                // of collecting one; implies importance-weighted quantization
+    const char *imatrix_out;    // write the importance matrix collected from calib_path here (llama.cpp's GGUF format)
 } lb_quantize_params;
 
 typedef struct lb_quantize_tensor {
     char *name;
     lb_type type_in, type_out;
-    const char *rule;           // why type_out: "copy" (not a weight matrix), "method", "mix", "override", "fallback"
+    const char *rule;           // why type_out: "copy" (not a weight matrix), "method", "mix", "override", "fallback";
+                                // "calibrated": a copied tensor a calibrated method changed (AWQ's folded norms)
     bool fallback;              // rows did not fit the blocks of the type the rules chose
     int n_dims;
     int64_t ne[4];              // ne[0] is the row length

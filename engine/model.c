@@ -8,6 +8,7 @@
 #include "gguf.h"
 #include "hf.h"
 #include "internal.h"
+#include "llm_int8.h"
 #include "profile.h"
 #include "tokenizer.h"
 #include "types.h"
@@ -189,7 +190,7 @@ static lb_status get_weight(struct gguf_loader *L, const char *name, int64_t row
     w->rows = rows;
     w->cols = cols;
     w->data = t->data;
-    return LB_OK;
+    return llm_int8_attach(L->m, L->f, w, err); // its outlier tensors, when it is LLM_INT8
 }
 
 // A 1D tensor of n elements converted to f32; NULL in *out when optional and absent.
@@ -511,6 +512,9 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
         } else if (src[i]->cols % tr->block_size == 0) {
             next[i].type = type;
         }
+        // LLM.int8's outlier columns are folded back into the rows below when
+        // the type changes; the new tensor has none of its own.
+        if (next[i].type != src[i]->type) next[i].n_outliers = 0, next[i].outlier_cols = NULL, next[i].outlier_w = NULL;
         total += (size_t)next[i].rows * lb_type_row_bytes(next[i].type, next[i].cols);
         if (src[i]->cols > max_cols) max_cols = src[i]->cols;
     }
@@ -530,6 +534,7 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
         float amax = 0.0f;
         for (int64_t r = 0; per_tensor && next[i].type != src[i]->type && r < src[i]->rows; r++) {
             lb_type_to_float(src[i]->type, (const char *)src[i]->data + (size_t)r * src_row, row, src[i]->cols);
+            if (src[i]->n_outliers) llm_int8_add_outliers(src[i], r, row);
             for (int64_t c = 0; c < src[i]->cols; c++) amax = fmaxf(amax, fabsf(row[c]));
         }
         for (int64_t r = 0; r < src[i]->rows; r++) {
@@ -540,6 +545,7 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
                 continue;
             }
             lb_type_to_float(src[i]->type, s, row, src[i]->cols);
+            if (src[i]->n_outliers) llm_int8_add_outliers(src[i], r, row);
             if (per_tensor) per_tensor(row, d, next[i].cols, amax);
             else lb_type_from_float(next[i].type, row, d, next[i].cols);
         }
@@ -573,9 +579,10 @@ lb_status lb_model_requantize(lb_model *m, lb_type type, lb_progress_fn progress
 lb_status lb_model_requantize_profile(lb_model *m, const lb_profile *profile, lb_progress_fn progress, void *user,
                                       lb_error *err) {
     if (!profile) return lb_fail(err, LB_ERR_ARG, "requantize: no profile given");
-    if (lb_method_calibrated(profile->method))
-        return lb_fail(err, LB_ERR_UNSUPPORTED, "profile '%s' (method %s) needs calibration text, which loading "
+    // Methods that need calibration activations write files only (lowbit quantize --calib).
+    if (lb_profile_needs_calibration(profile))
+        return lb_fail(err, LB_ERR_UNSUPPORTED, "profile '%s' (method %s%s) needs calibration text, which loading "
                        "cannot run: write a file with lowbit quantize --calib TEXTFILE and load that", profile->name,
-                       profile->method->name);
+                       profile->method->name, profile->importance ? ", importance: calibration" : "");
     return requantize(m, LB_TYPE_COUNT, profile, progress, user, err);
 }

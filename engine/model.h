@@ -23,6 +23,10 @@ struct lb_weight {
     lb_type type;
     int64_t rows, cols;
     const void *data;   // rows × row_bytes(type, cols), in the mapping or in requant_buf
+    // LLM_INT8 only (llm_int8.h): the input columns kept in f16, and their weights.
+    int32_t n_outliers;
+    const int32_t *outlier_cols;  // (n_outliers) ascending
+    const void *outlier_w;        // (rows, n_outliers) F16
 };
 
 struct lb_layer {

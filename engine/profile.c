@@ -60,6 +60,10 @@ const struct lb_method lb_methods[] = {
     // GPTQ onto the grid of the profile's `gptq:` mapping; its type and file
     // type are the grid's (resolve_method).
     {"gptq", LB_TYPE_COUNT, LB_FTYPE_ALL_F32, false},
+    // Activation-aware methods (calibrate.h): awq takes its type from its grid
+    // (bits, granularity/group_size, symmetric); llm-int8 is its own type.
+    {"awq", LB_TYPE_COUNT, LB_FTYPE_ALL_F32, false},
+    {"llm-int8", LB_TYPE_LLM_INT8, (enum lb_ftype)LB_TYPE_LLM_INT8, false},
 };
 const int lb_n_methods = (int)(sizeof lb_methods / sizeof lb_methods[0]);
 
@@ -69,7 +73,8 @@ bool lb_type_is_weight(lb_type t) {
 }
 
 static const char *const profile_keys = "name, description, method, bits, granularity, group_size, symmetric, "
-                                        "double_quant, pure, overrides, fallback, kv_cache, gptq, calibration";
+                                        "double_quant, pure, overrides, fallback, kv_cache, gptq, calibration, "
+                                        "importance, clip, outlier_threshold";
 
 // ----------------------------------------------------------------------------
 // Reading the YAML document
@@ -129,8 +134,8 @@ static lb_status get_type(struct reader *r, const char *key, const yaml_node_t *
     if (t < 0 || !lb_type_is_weight((lb_type)t))
         return fail_at(r, v, LB_ERR_FORMAT,
                        "%s '%s' is not a weight type (expected one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, "
-                       "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4, nf4_dq, fp8_e4m3, fp8_e5m2, or an integer "
-                       "grid type int<2|3|4|8>[z]_<c|g32|g64|g128>, int8_t, int4_t)", key, s);
+                       "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4, nf4_dq, fp8_e4m3, fp8_e5m2, llm_int8, or an "
+                       "integer grid type int<2|3|4|8>[z]_<c|g32|g64|g128>, int8_t, int4_t)", key, s);
     *out = (lb_type)t;
     return LB_OK;
 }
@@ -294,16 +299,56 @@ static lb_status resolve_rtn(struct reader *r, const yaml_node_t *root, struct m
     return LB_OK;
 }
 
+// The file type written for a type: its llama.cpp file type when a plain
+// method has it, else lowbit's convention for its own types (the type id).
+static enum lb_ftype ftype_of(lb_type t) {
+    for (int i = 0; i < lb_n_methods; i++)
+        if (lb_methods[i].type == t && !lb_methods[i].mix) return lb_methods[i].ftype;
+    return (enum lb_ftype)t;
+}
+
+// The grid of method awq: llm-awq's 4 bits in groups of 128 with a zero point
+// unless the keys say otherwise. AWQ's scales are per input channel and its
+// grid per group or output row (granularity channel); whether a type holds
+// the grid is lb_grid_type's answer, checked when a file is written.
+static lb_status resolve_awq(struct reader *r, struct method_params *mp) {
+    struct lb_profile *p = r->p;
+    struct lb_grid g = {.bits = 4, .group = 128, .symmetric = false};
+    if (mp->bits_node) {
+        if (mp->bits < 2 || mp->bits > 8)
+            return fail_at(r, mp->bits_node, LB_ERR_FORMAT, "bits %d (expected 2 to 8)", mp->bits);
+        g.bits = mp->bits;
+    }
+    if (mp->granularity_node && mp->granularity == GRAN_TENSOR)
+        return fail_at(r, mp->granularity_node, LB_ERR_FORMAT, "granularity tensor with method awq (expected group "
+                       "or channel)");
+    if (mp->granularity_node && mp->granularity == GRAN_CHANNEL) {
+        if (mp->group_node)
+            return fail_at(r, mp->group_node, LB_ERR_FORMAT, "group_size with granularity channel (expected "
+                           "group_size only with granularity group)");
+        g.group = LB_GRID_PER_CHANNEL;
+    } else if (mp->group_node) {
+        if (mp->group_size < 1)
+            return fail_at(r, mp->group_node, LB_ERR_FORMAT, "group_size %d (expected 1 or more)", mp->group_size);
+        g.group = mp->group_size;
+    }
+    if (mp->symmetric_node) g.symmetric = mp->symmetric;
+    p->grid = g;
+    p->type = lb_grid_type(g);
+    p->ftype = p->type == LB_TYPE_COUNT ? LB_FTYPE_ALL_F32 : ftype_of(p->type);
+    return LB_OK;
+}
+
 static lb_status resolve_method(struct reader *r, const yaml_node_t *root, struct method_params *mp) {
     struct lb_profile *p = r->p;
     const char *m = p->method->name;
     p->type = p->method->type;
     p->ftype = p->method->ftype;
-    if (!strcmp(m, "rtn")) {
+    if (!strcmp(m, "rtn") || !strcmp(m, "awq")) {
         if (mp->double_quant_node)
-            return fail_at(r, mp->double_quant_node, LB_ERR_FORMAT, "double_quant with method rtn (expected it "
-                           "only with method nf4)");
-        return resolve_rtn(r, root, mp);
+            return fail_at(r, mp->double_quant_node, LB_ERR_FORMAT, "double_quant with method %s (expected it "
+                           "only with method nf4)", m);
+        return !strcmp(m, "rtn") ? resolve_rtn(r, root, mp) : resolve_awq(r, mp);
     }
     // Other methods fix their grid: the only parameters they take are FP8's
     // (per-)channel granularity and NF4's double quantization.
@@ -312,10 +357,10 @@ static lb_status resolve_method(struct reader *r, const yaml_node_t *root, struc
                                                               : mp->symmetric_node;
     if (extra)
         return fail_at(r, extra, LB_ERR_FORMAT, "'%s' with method %s (expected bits, group_size and symmetric only "
-                       "with method rtn)", scalar_key_of(r, extra), m);
+                       "with methods rtn and awq)", scalar_key_of(r, extra), m);
     if (mp->granularity_node && !(fp8 && mp->granularity == GRAN_CHANNEL))
-        return fail_at(r, mp->granularity_node, LB_ERR_FORMAT, "granularity with method %s (expected it with method "
-                       "rtn, or 'channel' with fp8_e4m3 / fp8_e5m2, whose scales are per channel)", m);
+        return fail_at(r, mp->granularity_node, LB_ERR_FORMAT, "granularity with method %s (expected it with methods "
+                       "rtn and awq, or 'channel' with fp8_e4m3 / fp8_e5m2, whose scales are per channel)", m);
     if (mp->double_quant_node && strcmp(m, "nf4") != 0)
         return fail_at(r, mp->double_quant_node, LB_ERR_FORMAT, "double_quant with method %s (expected it only with "
                        "method nf4)", m);
@@ -458,14 +503,6 @@ static lb_status read_calibration(struct reader *r, const yaml_node_t *map) {
     return LB_OK;
 }
 
-// The file type written for a type: its llama.cpp file type when a plain
-// method has it, else lowbit's convention for its own types (the type id).
-static enum lb_ftype ftype_of(lb_type t) {
-    for (int i = 0; i < lb_n_methods; i++)
-        if (lb_methods[i].type == t && !lb_methods[i].mix) return lb_methods[i].ftype;
-    return (enum lb_ftype)t;
-}
-
 static bool valid_name(const char *s) {
     if (!*s) return false;
     for (; *s; s++)
@@ -476,14 +513,15 @@ static bool valid_name(const char *s) {
 static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
     static const char *const keys[] = {"name", "description", "method", "bits", "granularity", "group_size",
                                        "symmetric", "double_quant", "pure", "overrides", "fallback", "kv_cache",
-                                       "gptq", "calibration", NULL};
+                                       "gptq", "calibration", "importance", "clip", "outlier_threshold", NULL};
     struct lb_profile *p = r->p;
     if (root->type != YAML_MAPPING_NODE)
         return fail_at(r, root, LB_ERR_FORMAT, "the profile is %s (expected a mapping with keys %s)",
                        node_kind(root), profile_keys);
     lb_status st = check_keys(r, root, keys, profile_keys);
     if (st) return st;
-    const yaml_node_t *pure_node = NULL, *fallback_node = NULL, *gptq_node = NULL;
+    const yaml_node_t *pure_node = NULL, *fallback_node = NULL, *gptq_node = NULL, *importance_node = NULL,
+                      *clip_node = NULL, *threshold_node = NULL;
     struct method_params mp = {0};
     yaml_node_t *k, *v;
     FOR_PAIRS(r, root, k, v) {
@@ -525,6 +563,21 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
             gptq_node = k;
         } else if (!strcmp(key, "calibration")) {
             st = read_calibration(r, v);
+        } else if (!strcmp(key, "importance")) {
+            const char *s = NULL;
+            if ((st = get_string(r, key, v, &s))) return st;
+            if (!strcmp(s, "calibration")) p->importance = true;
+            else if (!strcmp(s, "none")) p->importance = false;
+            else return fail_at(r, v, LB_ERR_FORMAT, "importance '%s' (expected calibration or none)", s);
+            importance_node = v;
+        } else if (!strcmp(key, "clip")) {
+            st = get_bool(r, key, v, &p->clip);
+            clip_node = k;
+        } else if (!strcmp(key, "outlier_threshold")) {
+            double t = 0;
+            st = get_double(r, key, v, 1e-3, 1e30, &t);
+            p->outlier_threshold = (float)t;
+            threshold_node = k;
         } else { // kv_cache
             const char *s = NULL;
             if ((st = get_string(r, key, v, &s))) return st;
@@ -536,8 +589,9 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
     }
     if (!p->name) return fail_at(r, root, LB_ERR_MISSING, "no 'name' (required)");
     if (!p->method) return fail_at(r, root, LB_ERR_MISSING, "no 'method' (required)");
+    const enum lb_method_kind kind = p->kind = lb_method_kind_of(p->method);
     if ((st = resolve_method(r, root, &mp))) return st;
-    if (lb_method_calibrated(p->method)) {
+    if (kind == LB_METHOD_GPTQ) {
         if (!gptq_node)
             return fail_at(r, root, LB_ERR_MISSING, "method '%s' needs a 'gptq' mapping (expected at least bits and "
                            "group_size)", p->method->name);
@@ -549,6 +603,15 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
     }
 
     // Combinations that cannot mean anything.
+    if (importance_node && kind != LB_METHOD_TYPE)
+        return fail_at(r, importance_node, LB_ERR_FORMAT,
+                       "importance applies to methods that are tensor types (q4_k_m, q4_0 ...), not to '%s' "
+                       "(expected no importance key)", p->method->name);
+    if (clip_node && kind != LB_METHOD_AWQ)
+        return fail_at(r, clip_node, LB_ERR_FORMAT, "clip applies to method awq, not to '%s'", p->method->name);
+    if (threshold_node && kind != LB_METHOD_LLM_INT8)
+        return fail_at(r, threshold_node, LB_ERR_FORMAT, "outlier_threshold applies to method llm-int8, not to '%s'",
+                       p->method->name);
     if (p->pure && p->method->mix)
         return fail_at(r, pure_node, LB_ERR_FORMAT,
                        "pure: true contradicts method '%s', a mix of types (expected a single-type method such as "
@@ -563,7 +626,7 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
             return fail_at(r, fallback_node, LB_ERR_FORMAT,
                            "fallback %s has blocks of %d: it would not fit rows that the method's blocks do not "
                            "fit (expected a type with blocks of 32 or less)", lb_type_name(p->fallback), bs);
-        bool blocked = lb_type_block_size(p->type) > 1 || lb_method_calibrated(p->method);
+        bool blocked = lb_type_block_size(p->type) > 1 || p->type == LB_TYPE_COUNT || lb_method_calibrated(p->method);
         for (int i = 0; i < p->n_overrides; i++) blocked |= lb_type_block_size(p->overrides[i].type) > 1;
         if (!blocked)
             return fail_at(r, fallback_node, LB_ERR_FORMAT,
@@ -589,6 +652,10 @@ lb_status lb_profile_load(lb_profile **out, const char *path, lb_error *err) {
     p->true_sequential = true;
     p->calib_samples = 128;
     p->calib_ctx = 512;
+    // AWQ's defaults (llm-awq: clipping search; the grid's are resolve_awq's);
+    // bitsandbytes' llm_int8_threshold.
+    p->clip = true;
+    p->outlier_threshold = 6.0f;
 
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -636,7 +703,7 @@ const char *lb_profile_method(const lb_profile *p) { return p->method->name; }
 lb_type lb_profile_type(const lb_profile *p) { return p->type; }
 lb_type lb_profile_kv_type(const lb_profile *p) { return p->kv_type; }
 int lb_profile_file_type(const lb_profile *p) { return (int)p->ftype; }
-bool lb_profile_needs_calibration(const lb_profile *p) { return lb_method_calibrated(p->method); }
+bool lb_profile_needs_calibration(const lb_profile *p) { return lb_method_calibrated(p->method) || p->importance; }
 
 // ----------------------------------------------------------------------------
 // Lookup by name

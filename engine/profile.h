@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gptq.h"
+#include "grid.h"
 #include "lowbit.h"
 
 // llama.cpp's file types (include/llama.h, enum llama_ftype): the value
@@ -38,6 +39,15 @@ enum lb_ftype {
     // ... and every other lowbit type id (130 and up) as its own file type.
 };
 
+// How a method quantizes: with a type's own quantizer, or by one of the
+// methods that look at calibration activations (sequential.h, calibrate.h).
+enum lb_method_kind {
+    LB_METHOD_TYPE = 0,   // the type's quantizer (rtn: the grid's type; importance-weighted with `importance: calibration`)
+    LB_METHOD_GPTQ,       // GPTQ on the `gptq:` grid, layer by layer on calibration inputs (gptq.c, sequential.c)
+    LB_METHOD_AWQ,        // activation-aware scales and clipping, then round to nearest on a grid (awq.c)
+    LB_METHOD_LLM_INT8,   // vector-wise int8, outlier input columns kept in f16 (llm_int8.c)
+};
+
 // One accepted value of `method:`: the type most weight matrices get, and the
 // llama.cpp file type whose rules move some tensors to other types.
 struct lb_method {
@@ -46,10 +56,18 @@ struct lb_method {
     enum lb_ftype ftype;
     bool mix;           // a llama.cpp mix (q4_k_m...): its rules are the point, so `pure` contradicts it
 };
-// A calibrated method (gptq) needs calibration text, and its type is the one
-// holding the profile's grid. (rtn also resolves its type from a grid, but
-// needs no calibration.)
-static inline bool lb_method_calibrated(const struct lb_method *m) { return !strcmp(m->name, "gptq"); }
+// The methods that are not a type's own quantizer; every other one
+// (rtn included, whose type its grid chooses) is LB_METHOD_TYPE.
+static inline enum lb_method_kind lb_method_kind_of(const struct lb_method *m) {
+    if (!strcmp(m->name, "gptq")) return LB_METHOD_GPTQ;
+    if (!strcmp(m->name, "awq")) return LB_METHOD_AWQ;
+    if (!strcmp(m->name, "llm-int8")) return LB_METHOD_LLM_INT8;
+    return LB_METHOD_TYPE;
+}
+// A calibrated method (gptq, awq, llm-int8) needs calibration text. (A type
+// method with `importance: calibration` needs it too, or an imatrix file:
+// lb_profile_needs_calibration.)
+static inline bool lb_method_calibrated(const struct lb_method *m) { return lb_method_kind_of(m) != LB_METHOD_TYPE; }
 extern const struct lb_method lb_methods[];
 extern const int lb_n_methods;
 
@@ -68,11 +86,12 @@ struct lb_profile {
     lb_type kv_type;    // LB_TYPE_F16 or LB_TYPE_F32
     struct lb_override *overrides;
     int n_overrides;
+    enum lb_method_kind kind;   // how the method quantizes (lb_method_kind_of)
     // What the method resolves to once its parameters are read: the type
     // most weight matrices get and the file type written. rtn: from bits,
-    // granularity, group_size, symmetric; nf4: double_quant; a calibrated
-    // method: the type holding its grid (lb_grid_type; LB_TYPE_COUNT when
-    // none does), whose file type is that type's llama.cpp file type (or
+    // granularity, group_size, symmetric; nf4: double_quant; gptq and awq:
+    // the type holding its grid (lb_grid_type; LB_TYPE_COUNT when none
+    // does), whose file type is that type's llama.cpp file type (or
     // lowbit's: the type id).
     lb_type type;
     enum lb_ftype ftype;
@@ -82,6 +101,11 @@ struct lb_profile {
     // `calibration:` — defaults for --calib-samples and --calib-ctx.
     int calib_samples;
     int calib_ctx;
+    // Activation-aware methods (calibrate.h); each key is refused with methods it does not apply to.
+    bool importance;            // `importance: calibration`: importance-weighted quantizers (imatrix.h)
+    struct lb_grid grid;        // awq: bits, granularity/group_size, symmetric
+    bool clip;                  // awq: search each group's clipping range (default true)
+    float outlier_threshold;    // llm-int8: |x| at or above which an input column is an outlier (6.0)
 };
 
 // Whether a type can hold weights in a file we write (has a quantizer and a
@@ -94,6 +118,7 @@ struct lb_quant_model {
     int n_gqa;          // head_count / head_count_kv (1 when unknown)
     bool tied;          // no output.weight: token_embd doubles as the output head
     bool is_70b;        // llama with 80 layers (llama.cpp's LLM_TYPE_70B bump of attn_v)
+    bool has_imatrix;   // quantizing with importance: Q4_0/Q5_0 move early ffn_down to Q4_1/Q5_1
 };
 
 // Why a tensor got its type, for the per-tensor table.

@@ -22,8 +22,10 @@
  * also decodes what it wrote, to measure ‖W − Ŵ‖ for the report, which costs
  * about a tenth of the quantization itself.
  */
+#include "calibrate.h"
 #include "gguf.h"
 #include "hf.h"
+#include "imatrix.h"
 #include "internal.h"
 #include "profile.h"
 #include "sequential.h"
@@ -98,6 +100,9 @@ static lb_type mix_type(enum lb_ftype ftype, lb_type t, enum category cat, int l
         else if ((ftype == LB_FTYPE_MOSTLY_Q4_K_M || ftype == LB_FTYPE_MOSTLY_Q5_K_M) && use_more_bits(layer, n))
             t = LB_TYPE_Q6_K;
         else if (ftype == LB_FTYPE_MOSTLY_Q4_K_S && layer < n / 8) t = LB_TYPE_Q5_K;
+        // With an importance matrix llama.cpp guards the first ffn_down layers of Q4_0/Q5_0.
+        else if ((ftype == LB_FTYPE_MOSTLY_Q4_0 || ftype == LB_FTYPE_MOSTLY_Q5_0) && qm->has_imatrix && layer < n / 8)
+            t = ftype == LB_FTYPE_MOSTLY_Q4_0 ? LB_TYPE_Q4_1 : LB_TYPE_Q5_1;
         return t;
     case CAT_ATTN_OUTPUT:
         if (ftype == LB_FTYPE_MOSTLY_Q2_K) t = LB_TYPE_Q3_K;
@@ -110,7 +115,7 @@ static lb_type mix_type(enum lb_ftype ftype, lb_type t, enum category cat, int l
 
 // llama.cpp's tensor_type_fallback, or the profile's fallback when it names one.
 static lb_type fallback_type(const struct lb_profile *p, lb_type t, int64_t ne0) {
-    if (ne0 % lb_type_block_size(t) == 0) return t;
+    if (lb_type_block_size(t) <= 0 || ne0 % lb_type_block_size(t) == 0) return t; // (no type: refused by the caller)
     lb_type f = t;
     if (p->fallback != LB_TYPE_COUNT) f = p->fallback;
     else if (t == LB_TYPE_Q2_K || t == LB_TYPE_Q3_K) f = LB_TYPE_Q4_0;
@@ -160,6 +165,7 @@ struct quant_job {
     double *err2, *norm2;     // per chunk: Σ(w − ŵ)², Σw², summed in chunk order afterwards
     float *amax;              // per chunk: max |w| (first pass, per-tensor types only)
     float tensor_amax;        // max |w| over the tensor, for a per-tensor type's from_float_amax
+    const float *importance;  // (cols) per-column importance, or NULL: the reference quantizer
     atomic_bool nomem;
 };
 
@@ -196,7 +202,9 @@ static void quant_chunk(void *arg, int64_t ci) {
         char *d = j->dst + (size_t)r * j->dst_row;
         lb_type_to_float(j->from, j->src + (size_t)r * j->src_row, w, j->cols);
         const lb_from_float_amax_fn per_tensor = lb_traits(j->to)->from_float_amax;
+        const lb_quantize_imatrix_fn weighted = j->importance ? lb_imatrix_quantizer(j->to) : NULL;
         if (per_tensor) per_tensor(w, d, j->cols, j->tensor_amax);
+        else if (weighted) weighted(w, d, j->cols, j->importance);
         else lb_type_from_float(j->to, w, d, j->cols);
         lb_type_to_float(j->to, d, back, j->cols);
         for (int64_t c = 0; c < j->cols; c++) {
@@ -211,12 +219,14 @@ static void quant_chunk(void *arg, int64_t ci) {
 }
 
 // Quantize `rows` rows into a new buffer (*out, owned by the caller) and
-// return the relative error ‖W − Ŵ‖/‖W‖ in *rel.
+// return the relative error ‖W − Ŵ‖/‖W‖ in *rel. With `importance` (one
+// value per column), types that have an importance-weighted quantizer use it.
 static lb_status quantize_tensor(struct lb_threadpool *pool, const struct gguf_tensor *t, lb_type to, int64_t rows,
-                                 void **out, double *rel, lb_error *err) {
+                                 const float *importance, void **out, double *rel, lb_error *err) {
     struct quant_job j = {
         .src = t->data, .from = t->type, .to = to, .cols = t->ne[0], .rows = rows,
         .src_row = lb_type_row_bytes(t->type, t->ne[0]), .dst_row = lb_type_row_bytes(to, t->ne[0]),
+        .importance = importance,
     };
     // Chunks of about 64k elements: small enough to balance, large enough that
     // the per-chunk malloc does not show.
@@ -325,7 +335,7 @@ static lb_status calibrate(const char *in, const struct lb_profile *p, const lb_
         if (rules[i] == LB_RULE_COPY) continue;
         t[nt] = (struct seq_tensor){
             .name = rows[i].name, .type = rows[i].type_out,
-            .gptq = lb_method_calibrated(p->method) && rules[i] == LB_RULE_METHOD && !strncmp(rows[i].name, "blk.", 4),
+            .gptq = p->kind == LB_METHOD_GPTQ && rules[i] == LB_RULE_METHOD && !strncmp(rows[i].name, "blk.", 4),
         };
         index[nt++] = i;
     }
@@ -371,20 +381,26 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
     const double t0 = lb_time_s();
     const char *file = base_name(in);
 
-    if (lb_method_calibrated(p->method)) {
+    if (lb_method_calibrated(p->method) && p->type == LB_TYPE_COUNT) {
         char grid[96];
-        grid_words(p->gptq.grid, grid, sizeof grid);
-        if (p->type == LB_TYPE_COUNT)
-            return lb_fail(err, LB_ERR_UNSUPPORTED, "profile '%s': no tensor type holds its %s grid (%s)", p->name,
-                           p->method->name, grid);
+        grid_words(p->kind == LB_METHOD_GPTQ ? p->gptq.grid : p->grid, grid, sizeof grid);
+        return lb_fail(err, LB_ERR_UNSUPPORTED, "profile '%s': no tensor type holds its %s grid (%s)", p->name,
+                       p->method->name, grid);
+    }
+    if (p->kind == LB_METHOD_GPTQ) {
         if (!params->calib_path)
             return lb_fail(err, LB_ERR_ARG, "profile '%s' (method %s) needs calibration text (no calib_path given)",
                            p->name, p->method->name);
+        if (params->imatrix)
+            return lb_fail(err, LB_ERR_ARG, "profile '%s' (method gptq) weighs errors by its own Hessians (expected "
+                           "no imatrix file)", p->name);
     }
 
     struct gguf_file *f = NULL;
     struct gguf_writer *w = NULL;
     struct lb_threadpool *pool = NULL;
+    struct calibration *cal = NULL;
+    float *qw = NULL;
     void **bufs = NULL;
     lb_quantize_tensor *rows = NULL;
     enum lb_quant_rule *rules = NULL;
@@ -404,6 +420,7 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
     }
     struct lb_quant_model qm;
     read_quant_model(f, &qm);
+    qm.has_imatrix = p->importance || params->imatrix;
 
     // Plan every tensor first, so that a refused input fails before any work.
     int64_t total_elems = 0, done_elems = 0;
@@ -440,24 +457,55 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
         }
     }
 
-    if (params->calib_path && (st = calibrate(in, p, params, rules, rows, bufs, n, &n_samples, err))) goto done;
+    // Calibration runs before any tensor is written. The activation-aware
+    // methods and importance matrices (calibrate.h) produce their tensors or
+    // weights first; then, for GPTQ and for plain types quantized without
+    // importance, the sequential driver (sequential.h) quantizes layer by
+    // layer and measures each matrix's output error on the same text.
+    if ((st = calibration_run(&cal, in, f, p, &qm, params, pool, err))) goto done;
+    const bool sequential = params->calib_path &&
+                            (p->kind == LB_METHOD_GPTQ || (p->kind == LB_METHOD_TYPE && !qm.has_imatrix));
+    if (sequential && (st = calibrate(in, p, params, rules, rows, bufs, n, &n_samples, err))) goto done;
+    int64_t max_cols = 1;
+    for (int i = 0; i < n; i++) max_cols = f->tensors[i].ne[0] > max_cols ? f->tensors[i].ne[0] : max_cols;
+    if (!(qw = malloc((size_t)max_cols * sizeof *qw))) {
+        st = lb_fail(err, LB_ERR_NOMEM, "%s: out of memory", file);
+        goto done;
+    }
 
     for (int i = 0; i < n; i++) {
         const struct gguf_tensor *t = &f->tensors[i];
         lb_quantize_tensor *r = &rows[i];
         const void *data = t->data;
-        if (bufs[i]) {
-            data = bufs[i];  // calibration made it
-        } else if (r->type_out != t->type) {
-            if ((st = quantize_tensor(pool, t, r->type_out, r->n_elements / t->ne[0], &bufs[i], &r->rel_error, err)))
+        const struct cal_output *co = calibration_output(cal, t->name);
+        if (co) {
+            // Written by a calibrated method: the tensor, then its companions.
+            r->type_out = co->t[0].type;
+            r->rel_error = co->rel_error;
+            if (!strcmp(r->rule, "copy")) r->rule = "calibrated"; // a norm with AWQ's scales folded in
+            r->bytes_out = 0;
+            for (int k = 0; k < co->n; k++) {
+                const struct cal_tensor *ct = &co->t[k];
+                if ((st = gguf_writer_add_tensor(w, ct->name, ct->type, ct->n_dims, ct->ne, ct->data, ct->nbytes, err)))
+                    goto done;
+                r->bytes_out += ct->nbytes;
+            }
+        } else {
+            if (bufs[i]) {
+                data = bufs[i];  // the sequential driver made it
+            } else if (r->type_out != t->type) {
+                const bool weighted = calibration_importance(cal, t->name, t->ne[0], qw, &st, err);
+                if (st || (st = quantize_tensor(pool, t, r->type_out, r->n_elements / t->ne[0], weighted ? qw : NULL,
+                                                &bufs[i], &r->rel_error, err)))
+                    goto done;
+                data = bufs[i];
+            }
+            if ((st = gguf_writer_add_tensor(w, t->name, r->type_out, t->n_dims, t->ne, data, r->bytes_out, err)))
                 goto done;
-            data = bufs[i];
         }
-        if ((st = gguf_writer_add_tensor(w, t->name, r->type_out, t->n_dims, t->ne, data, r->bytes_out, err)))
-            goto done;
         done_elems += r->n_elements;
         float frac = (float)done_elems / (float)(total_elems ? total_elems : 1);
-        if (params->calib_path) frac = (CALIB_SHARE + (100 - CALIB_SHARE) * frac) / 100.0f;
+        if (sequential) frac = (CALIB_SHARE + (100 - CALIB_SHARE) * frac) / 100.0f;
         if (params->progress && !params->progress(frac, params->user)) {
             st = lb_fail(err, LB_ERR_CANCELLED, "%s: cancelled after %d of %d tensors; nothing written", file,
                          i + 1, n);
@@ -469,7 +517,8 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
     // each of lowbit's own types the file holds.
     if ((st = gguf_writer_copy_kv(w, f, err)) ||
         (st = gguf_writer_set_u32(w, "general.quantization_version", LB_QUANTIZATION_VERSION, err)) ||
-        (st = gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->ftype, err)))
+        (st = gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->ftype, err)) ||
+        (st = calibration_write_kv(cal, w, err)))
         goto done;
     for (int t = 0; t < LB_TYPE_COUNT; t++) {
         const char *desc = lb_type_description((lb_type)t);
@@ -493,7 +542,7 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
             stats->n_fallback += stats->tensors[i].fallback;
         }
         stats->seconds = lb_time_s() - t0;
-        if (params->calib_path) {
+        if (sequential) {
             stats->calib_samples = n_samples;
             stats->calib_ctx = params->calib_ctx > 0 ? params->calib_ctx : p->calib_ctx;
         }
@@ -507,6 +556,8 @@ done:
         for (int i = 0; i < n; i++) free(bufs[i]);
     free(bufs);
     gguf_writer_free(w);
+    calibration_free(cal);
+    free(qw);
     threadpool_free(pool);
     gguf_close(f);
     return st;

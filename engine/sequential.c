@@ -213,7 +213,8 @@ static lb_status quantize_matrix(struct seq_state *S, int il, int k, lb_error *e
         free(rtn);
         free(w_rtn);
     }
-    *matrix(&m->layers[il], k) = (struct lb_weight){src->name, LB_TYPE_F32, rows, cols, w_hat};
+    *matrix(&m->layers[il], k) =
+        (struct lb_weight){.name = src->name, .type = LB_TYPE_F32, .rows = rows, .cols = cols, .data = w_hat};
     free(S->w_hat[k]);
     S->w_hat[k] = w_hat;
     w_hat = NULL;
@@ -280,7 +281,8 @@ static lb_status quantize_embeddings(struct seq_state *S, lb_error *err) {
     if (!st && !(st = decode(src, t->type, t->data, w_hat, err))) {
         t->rel_error = rel_error(w, w_hat, n);
         t->out_error = t->out_error_rtn = -1.0;
-        m->tok_embd = (struct lb_weight){src->name, t->type, src->rows, src->cols, t->data};
+        m->tok_embd = (struct lb_weight){.name = src->name, .type = t->type, .rows = src->rows, .cols = src->cols,
+                                         .data = t->data};
     }
     free(w);
     free(w_hat);

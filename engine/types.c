@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "blocks.h"
+#include "llm_int8.h"
 #include "quants.h"
 
 // One integer grid type (LB_INT_TYPES in quants.h): group types are blocks of
@@ -245,6 +246,18 @@ const struct lb_type_traits lb_type_traits[LB_TYPE_COUNT] = {
         .tolerance = 0.115f,
         .description = "NF4_DQ: NF4 blocks of 64 whose absmax is double-quantized (bitsandbytes double quant): "
                        "8-bit dynamic-map code per block, float offset (mean absmax) and scale per row",
+    },
+    // LLM.int8: a quantizer call is one row (one absmax scale); the activations
+    // take the same layout, one scale per token. Blocks are Q8_0's, so Q8_0's
+    // decoder reads them.
+    [LB_TYPE_LLM_INT8] = {
+        .name = "LLM_INT8", .block_size = 32, .type_size = sizeof(block_llm_int8), .bpw = 8.5f,
+        .to_float = lb_dequantize_row_q8_0, .from_float_ref = lb_quantize_row_llm_int8_ref,
+        .vec_dot = lb_vec_dot_llm_int8, .vec_dot_type = LB_TYPE_LLM_INT8,
+        .tolerance = 0.013f, .exact_requant = true,
+        .description = "LLM_INT8: LLM.int8() vector-wise int8, one absmax scale per row (fp16, repeated in each "
+                       "block of 32); input columns that are outliers in calibration activations are kept in F16 "
+                       "as NAME.outlier_w [k, rows] with their indices in NAME.outlier_cols [k]",
     },
 };
 

@@ -16,11 +16,14 @@ static void usage(FILE *out) {
             "  -o, --output FILE         the quantized GGUF (written atomically; may be the input)\n"
             "      --profile NAME|FILE   q4_k_m, q8_0, ... or a profile .yaml (see lowbit-profile(5))\n"
             "  -t, --threads N           (default: the machine's cores)\n"
-            "      --allow-requantize    quantize tensors that are already quantized (loses accuracy)\n"
-            "      --calib TEXTFILE      calibration text: required by GPTQ profiles; with any profile\n"
-            "                            the table adds each matrix's output error on it\n"
+            "      --calib TEXTFILE      calibration text: required by profiles that look at activations\n"
+            "                            (gptq, awq, llm-int8, importance: calibration); with any other\n"
+            "                            profile the table adds each matrix's output error on it\n"
             "      --calib-samples N     chunks of the text to use (default: the profile's, else 128)\n"
-            "      --calib-ctx N         tokens per chunk (default: the profile's, else 512)\n"
+            "      --calib-ctx N         tokens per chunk, BOS included (default: the profile's, else 512)\n"
+            "      --imatrix FILE        quantize with this importance matrix (llama.cpp's imatrix, GGUF or .dat)\n"
+            "      --imatrix-out FILE    save the importance matrix collected from --calib (llama.cpp's GGUF format)\n"
+            "      --allow-requantize    quantize tensors that are already quantized (loses accuracy)\n"
             "  -q, --quiet               no per-tensor table, only the totals\n");
 }
 
@@ -42,6 +45,7 @@ static void print_shape(char *buf, size_t cap, const lb_quantize_tensor *t) {
 int cmd_quantize(int argc, char **argv) {
     const char *C = "quantize", *in = NULL, *out = NULL, *profile_name = NULL, *calib = NULL;
     const char *calib_opt = NULL;  // the first --calib-* option given, for the message when --calib is not
+    const char *imatrix = NULL, *imatrix_out = NULL;
     long threads = 0, calib_samples = 0, calib_ctx = 0;
     bool allow_requantize = false, quiet = false;
     for (int i = 1; i < argc; i++) {
@@ -68,6 +72,10 @@ int cmd_quantize(int argc, char **argv) {
             const char *v = cli_value(C, argc, argv, &i);
             if (!v || !cli_int(C, a, v, 2, 1 << 20, &calib_ctx)) return 2;
             if (!calib_opt) calib_opt = a;
+        } else if (!strcmp(a, "--imatrix")) {
+            if (!(imatrix = cli_value(C, argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--imatrix-out")) {
+            if (!(imatrix_out = cli_value(C, argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--allow-requantize")) {
             allow_requantize = true;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
@@ -94,7 +102,9 @@ int cmd_quantize(int argc, char **argv) {
         fprintf(stderr, "lowbit quantize: %s\n", err.msg);
         return 1;
     }
-    if (lb_profile_needs_calibration(profile) && !calib) {
+    // (`importance: calibration` may take its importance from --imatrix instead;
+    // the library refuses --imatrix where it does not stand in for the text.)
+    if (lb_profile_needs_calibration(profile) && !calib && !imatrix) {
         fprintf(stderr, "lowbit quantize: profile '%s' (method %s) needs calibration text: pass --calib TEXTFILE "
                 "(plain text of the kind the model will see; --calib-samples N and --calib-ctx N choose how much)\n",
                 lb_profile_name(profile), lb_profile_method(profile));
@@ -106,6 +116,7 @@ int cmd_quantize(int argc, char **argv) {
         .profile = profile, .n_threads = (int32_t)threads, .allow_requantize = allow_requantize,
         .progress = tty ? progress_bar : NULL,
         .calib_path = calib, .calib_samples = (int32_t)calib_samples, .calib_ctx = (int32_t)calib_ctx,
+        .imatrix = imatrix, .imatrix_out = imatrix_out,
     };
     lb_quantize_stats st;
     lb_status s = lb_quantize_file(in, out, &qp, &st, &err);

@@ -150,13 +150,13 @@ static void test_find_by_name(void **state) {
 
 #define KEYS \
     "name, description, method, bits, granularity, group_size, symmetric, double_quant, pure, overrides, fallback, " \
-    "kv_cache, gptq, calibration"
+    "kv_cache, gptq, calibration, importance, clip, outlier_threshold"
 #define GPTQ_KEYS "bits, group_size, symmetric, scale, damp_percent, act_order, desc_act, static_groups, " \
                   "block_size, true_sequential"
 #define G "name: x\nmethod: gptq\n"  // the start of a GPTQ profile
 #define TYPES \
     "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, nf4, fp4, nf4_dq, fp8_e4m3, " \
-    "fp8_e5m2, or an integer grid type int<2|3|4|8>[z]_<c|g32|g64|g128>, int8_t, int4_t"
+    "fp8_e5m2, llm_int8, or an integer grid type int<2|3|4|8>[z]_<c|g32|g64|g128>, int8_t, int4_t"
 
 static void test_bad_profiles(void **state) {
     (void)state;
@@ -169,7 +169,7 @@ static void test_bad_profiles(void **state) {
         {"name: x\nmethod: q4_k_x\n",
          "2:9: method 'q4_k_x' unknown (expected one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, "
          "q3_k, q4_k, q5_k, q6_k, q3_k_s, q3_k_m, q4_k_s, q4_k_m, q5_k_s, q5_k_m, nf4, fp4, fp8_e4m3, fp8_e5m2, rtn, "
-         "gptq)"},
+         "gptq, awq, llm-int8)"},
         {"name: x\nmethod: q4_k_m\noverrides:\n  - pattern: \"output.weight\"\n    type: q7_k\n",
          "5:11: type 'q7_k' is not a weight type (expected one of " TYPES ")"},
         {"name: x\nmethod: q4_k_m\noverrides:\n  - pattern: \"output.weight\"\n    type: q8_k\n",
@@ -217,9 +217,9 @@ static void test_bad_profiles(void **state) {
         {"name: x\nmethod: rtn\nbits: 4\ngranularity: row\n",
          "4:14: granularity 'row' (expected tensor, channel or group)"},
         {"name: x\nmethod: q4_0\nbits: 4\n",
-         "3:7: 'bits' with method q4_0 (expected bits, group_size and symmetric only with method rtn)"},
+         "3:7: 'bits' with method q4_0 (expected bits, group_size and symmetric only with methods rtn and awq)"},
         {"name: x\nmethod: fp8_e4m3\ngranularity: group\n",
-         "3:14: granularity with method fp8_e4m3 (expected it with method rtn, or 'channel' with fp8_e4m3 / "
+         "3:14: granularity with method fp8_e4m3 (expected it with methods rtn and awq, or 'channel' with fp8_e4m3 / "
          "fp8_e5m2, whose scales are per channel)"},
         {"name: x\nmethod: q4_0\ndouble_quant: true\n",
          "3:15: double_quant with method q4_0 (expected it only with method nf4)"},
