@@ -3,14 +3,19 @@
  * for every weight type in the traits table, at ROWS × COLS (default 4096 ×
  * 4096), against the F32 path in the same run.
  *
- *     bench/matvec [-t THREADS] [-r REPS] [--rows N] [--cols N] [--isa scalar|avx2]
+ *     bench/matvec [-t THREADS] [-r REPS] [--rows N] [--cols N] [-n TOKENS]
+ *                  [--isa scalar|avx2] [--types Q4_0,Q8_0,...]
  *
  * For each type: quantize one random matrix, then time y = W·x through the
  * engine's matmul (activation conversion included), best and median of REPS.
+ * Types with a packed layout (repack.h) are timed twice, as the file has them
+ * ("rows") and packed in 8-row groups ("x8"). With -n > 1 the product takes
+ * that many activation rows (prompt processing) and GMAC/s is printed too.
  * Prints a Markdown table: µs per product, weight GB/s, speed-up over F32.
  * A dev tool, so it uses the engine's private headers.
  */
 #include "model.h"
+#include "repack.h"
 #include "threadpool.h"
 #include "types.h"
 
@@ -25,30 +30,34 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), reps = 50;
+    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), reps = 50, n_tok = 1;
     int64_t rows = 4096, cols = 4096;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rows") && i + 1 < argc) rows = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--cols") && i + 1 < argc) cols = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "-n") && i + 1 < argc) n_tok = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
             if (!lb_cpu_select(argv[++i])) {
                 fprintf(stderr, "matvec: ISA '%s' unknown or not supported here\n", argv[i]);
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: matvec [-t THREADS] [-r REPS] [--rows N] [--cols N] [--isa scalar|avx2]\n");
+            fprintf(stderr, "usage: matvec [-t THREADS] [-r REPS] [--rows N] [--cols N] [-n TOKENS] "
+                            "[--isa scalar|avx2] [--types A,B]\n");
             return 2;
         }
     }
-    if (reps < 1 || reps > 1000 || threads < 1 || rows < 1 || cols < 256 || cols % 256) {
+    if (reps < 1 || reps > 1000 || threads < 1 || rows < 1 || cols < 256 || cols % 256 || n_tok < 1 || n_tok > 4096) {
         fprintf(stderr, "matvec: bad arguments (cols must be a multiple of 256)\n");
         return 2;
     }
     struct lb_threadpool *pool = threadpool_new(threads);
     float *src = malloc((size_t)(rows * cols) * sizeof(float));
-    float *x = malloc((size_t)cols * sizeof(float)), *y = malloc((size_t)rows * sizeof(float));
+    float *x = malloc((size_t)(cols * n_tok) * sizeof(float)), *y = malloc((size_t)(rows * n_tok) * sizeof(float));
     double *t = malloc((size_t)reps * sizeof(double));
     if (!pool || !src || !x || !y || !t) return 1;
     uint64_t s = 1;
@@ -56,28 +65,37 @@ int main(int argc, char **argv) {
         s ^= s << 13, s ^= s >> 7, s ^= s << 17;
         src[i] = ((float)(s % 20001) - 10000.0f) / 10000.0f;
     }
-    for (int64_t i = 0; i < cols; i++) x[i] = src[i * 7 % (rows * cols)];
+    for (int64_t i = 0; i < cols * n_tok; i++) x[i] = src[i * 7 % (rows * cols)];
 
-    printf("matrix-vector product %lld x %lld, %d threads, isa %s, best / median of %d\n\n", (long long)rows,
-           (long long)cols, threads, lb_cpu_name(), reps);
-    printf("| type | bpw | weight MiB | best µs | median µs | weight GB/s | speed-up vs F32 |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    printf("matrix product %lld x %lld by %d activation rows, %d threads, isa %s, best / median of %d\n\n",
+           (long long)rows, (long long)cols, n_tok, threads, lb_cpu_name(), reps);
+    printf("| type | layout | bpw | weight MiB | best µs | median µs | weight GB/s | GMAC/s (best) | speed-up vs F32 |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
     double f32_median = 0;
-    for (int ty = 0; ty < LB_TYPE_COUNT; ty++) {
+    for (int pass = 0; pass < 2 * LB_TYPE_COUNT; pass++) {
+        const int ty = pass / 2;
+        const bool packed = pass % 2;
         const struct lb_type_traits *tr = lb_traits((lb_type)ty);
         if (!tr || !tr->vec_dot || !tr->from_float_ref || ty == LB_TYPE_Q8_1 || ty == LB_TYPE_Q8_K) continue;
+        if (packed && !repack_eligible((lb_type)ty, rows, cols)) continue;
+        if (only && (ty != LB_TYPE_F32 || strstr(only, "-F32"))) { // F32 runs unless -F32: the speed-up is against it
+            const char *p = strstr(only, tr->name);
+            const size_t len = strlen(tr->name);
+            if (!p || (p != only && p[-1] != ',') || (p[len] && p[len] != ',')) continue;
+        }
         const size_t row_bytes = lb_type_row_bytes((lb_type)ty, cols);
         void *data = malloc(row_bytes * (size_t)rows);
         if (!data) return 1;
         for (int64_t r = 0; r < rows; r++)
             lb_type_from_float((lb_type)ty, src + r * cols, (char *)data + (size_t)r * row_bytes, cols);
         struct lb_weight w = {.name = "bench", .type = (lb_type)ty, .rows = rows, .cols = cols, .data = data};
+        if (packed && !weight_pack_inplace(&w)) return 1;
         struct lb_matmul_scratch scratch = {0};
         lb_error err = {0};
-        matmul(pool, &scratch, &w, x, y, 1, &err); // warm-up: caches, scratch
+        matmul(pool, &scratch, &w, x, y, n_tok, &err); // warm-up: caches, scratch
         for (int i = 0; i < reps; i++) {
             double t0 = lb_time_s();
-            if (matmul(pool, &scratch, &w, x, y, 1, &err) != LB_OK) {
+            if (matmul(pool, &scratch, &w, x, y, n_tok, &err) != LB_OK) {
                 fprintf(stderr, "matvec: %s\n", err.msg);
                 return 1;
             }
@@ -87,8 +105,9 @@ int main(int argc, char **argv) {
         const double median = t[reps / 2];
         if (ty == LB_TYPE_F32) f32_median = median;
         const double mib = (double)(row_bytes * (size_t)rows) / 1048576.0;
-        printf("| %s | %.2f | %.1f | %.0f | %.0f | %.1f | %s%.2fx |\n", tr->name, tr->bpw, mib, t[0] * 1e6,
-               median * 1e6, (double)(row_bytes * (size_t)rows) / median / 1e9, f32_median ? "" : "(F32 first) ",
+        printf("| %s | %s | %.2f | %.1f | %.0f | %.0f | %.1f | %.1f | %s%.2fx |\n", tr->name, packed ? "x8" : "rows",
+               tr->bpw, mib, t[0] * 1e6, median * 1e6, (double)(row_bytes * (size_t)rows) / median / 1e9,
+               (double)rows * (double)cols * n_tok / t[0] / 1e9, f32_median ? "" : "(F32 first) ",
                f32_median ? f32_median / median : 0.0);
         matmul_scratch_free(&scratch);
         free(data);

@@ -28,6 +28,7 @@
  */
 #include "internal.h"
 #include "model.h"
+#include "repack.h"
 #include "types.h"
 
 #include <math.h>
@@ -708,10 +709,9 @@ static double weight_error(const lb_model *m) {
             if (!a || !b) break;
         }
         double num = 0, den = 0;
-        const size_t rs = lb_type_row_bytes(s->type, s->cols), rw = lb_type_row_bytes(w->type, w->cols);
         for (int64_t r = 0; r < s->rows; r++) {
-            lb_type_to_float(s->type, (const char *)s->data + (size_t)r * rs, a, s->cols);
-            lb_type_to_float(w->type, (const char *)w->data + (size_t)r * rw, b, w->cols);
+            weight_row_to_float(s, r, a);
+            weight_row_to_float(w, r, b); // live weights may be packed (repack.h)
             for (int64_t j = 0; j < s->cols; j++) {
                 const double d = (double)a[j] - (double)b[j];
                 num += d * d;

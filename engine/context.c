@@ -7,6 +7,7 @@
 #include "model.h"
 
 #include "internal.h"
+#include "repack.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@ lb_status lb_context_new(lb_context **out, lb_model *model, const lb_context_par
     if (p.n_ctx == 0) p.n_ctx = hp->n_ctx_train < DEFAULT_CTX_CAP ? hp->n_ctx_train : DEFAULT_CTX_CAP;
     if (p.n_threads == 0) p.n_threads = machine_cores();
 
+    // The model's matrices go into the kernels' layout on first use (repack.h).
+    lb_status st = model_pack_weights(model, err);
+    if (st != LB_OK) return st;
     struct lb_context *c = calloc(1, sizeof *c);
     if (!c) return lb_fail(err, LB_ERR_NOMEM, "context: out of memory");
     c->model = model;

@@ -30,6 +30,7 @@
 
 #include "fp16.h"
 #include "quants.h"
+#include "repack.h"
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -611,6 +612,12 @@ const struct lb_kernels lb_kernels_avx2 = {
     .to_float = {
         [LB_TYPE_F16] = to_float_f16,
         [LB_TYPE_BF16] = to_float_bf16,
+    },
+    .gemm_x8 = { // kernels_avx2_x8.c
+        [LB_TYPE_Q4_0] = lb_gemm_x8_q4_0_avx2,
+        [LB_TYPE_Q8_0] = lb_gemm_x8_q8_0_avx2,
+        [LB_TYPE_Q4_K] = lb_gemm_x8_q4_K_avx2,
+        [LB_TYPE_Q6_K] = lb_gemm_x8_q6_K_avx2,
     },
 };
 

@@ -15,6 +15,7 @@
 #include "model.h"
 
 #include "internal.h"
+#include "repack.h"
 #include "types.h"
 
 #include <cblas.h>
@@ -150,6 +151,7 @@ static lb_status matmul_sgemm(struct lb_threadpool *pool, struct lb_matmul_scrat
 
 lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w, const float *x,
                  float *y, int n, lb_error *err) {
+    if (w->layout == LB_LAYOUT_X8) return matmul_x8(pool, s, w, x, y, n, err); // matmul_x8.c
     const bool is_float = w->type == LB_TYPE_F32 || w->type == LB_TYPE_F16 || w->type == LB_TYPE_BF16;
     // Measured on a 512-wide F16 model: sgemm on converted tiles wins from 16
     // tokens on (2.1x at 32) and ties at 8. Below 16 the row path also keeps

@@ -16,13 +16,18 @@ struct lb_tokenizer;
 // Largest head dimension the attention code keeps on the stack (LLaMA: 128).
 #define LB_MAX_HEAD_DIM 512
 
+// How a matrix's bytes are ordered in memory (repack.h): as the file has
+// them, or 8 rows interleaved block by block for the matrix kernels.
+enum lb_layout { LB_LAYOUT_ROWS = 0, LB_LAYOUT_X8 = 1 };
+
 // A weight matrix of `rows` rows of `cols` elements (GGUF ne[0] = cols).
 // y = W·x computes one output per row.
 struct lb_weight {
     const char *name;
     lb_type type;
     int64_t rows, cols;
-    const void *data;   // rows × row_bytes(type, cols), in the mapping or in requant_buf
+    const void *data;   // rows × row_bytes(type, cols), in the mapping, pack_buf or requant_buf
+    uint8_t layout;     // enum lb_layout; read rows through weight_row_to_float (repack.h)
 };
 
 struct lb_layer {
@@ -61,6 +66,11 @@ struct lb_model {
     struct lb_layer *src_layers;
     void *requant_buf;
     size_t requant_bytes;
+
+    // Live matrices from the file, copied into the x8 layout (repack.c);
+    // an anonymous mapping, NULL when nothing is packed.
+    void *pack_buf;
+    size_t pack_bytes;
 };
 
 // Loaders fill a zeroed model (path, hp, tok, weights, tensors) or fail with
@@ -86,7 +96,6 @@ lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const 
                  const float *x, float *y, int n, lb_error *err);
 void matmul_scratch_free(struct lb_matmul_scratch *s);
 
-#endif
 
 // ----------------------------------------------------------------------------
 // Context (context.c: lifecycle and KV cache; forward.c: the math)
@@ -141,3 +150,5 @@ static inline void *kv_value_row(const struct lb_context *c, int layer, int32_t 
 lb_status forward_chunk(struct lb_context *c, const int32_t *tokens, int32_t pos, int n, lb_error *err);
 // Logits of the given rows of c->x (output norm, then output head).
 lb_status forward_logits(struct lb_context *c, const int *rows, int n_rows, float *logits, lb_error *err);
+
+#endif

@@ -19,6 +19,9 @@ typedef float (*lb_vec_dot_fn)(int64_t n, const void *w, const void *a);
 // one activation row; out[k] is row k's dot product. Decode is bound by cache
 // misses in flight, and four rows read at once are four memory streams.
 typedef void (*lb_vec_dot4_fn)(int64_t n, const void *w, size_t stride, const void *a, float out[4]);
+// Eight interleaved rows (one x8 group, repack.h) against n activation rows.
+typedef void (*lb_gemm_x8_fn)(int64_t cols, const void *group, const void *act, size_t act_stride,
+                              const int32_t *aux, size_t aux_stride, int n, float *y, size_t ldy);
 
 struct lb_type_traits {
     const char *name;           // NULL: no type has this id
@@ -49,6 +52,7 @@ struct lb_kernels {
     lb_from_float_fn from_float[LB_TYPE_COUNT]; // activation quantizers (Q8_0, Q8_1, Q8_K)
     lb_to_float_fn to_float[LB_TYPE_COUNT];     // row conversions on hot paths (F16 KV cache, F16 GEMM tiles)
     lb_vec_dot4_fn vec_dot4[LB_TYPE_COUNT];     // optional 4-row dot products (NULL: use vec_dot per row)
+    lb_gemm_x8_fn gemm_x8[LB_TYPE_COUNT];       // packed 8-row groups (repack.h); every ISA has all of them
 };
 const struct lb_kernels *lb_kernels(void);
 
