@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "quants.h"
+#include "attention.h"
 #include "repack.h"
 
 // The scalar table names the reference functions explicitly (rather than
@@ -48,6 +49,8 @@ const struct lb_kernels lb_kernels_scalar = {
         [LB_TYPE_Q4_K] = lb_gemm_x8_q4_K_ref,
         [LB_TYPE_Q6_K] = lb_gemm_x8_q6_K_ref,
     },
+    .attn_scores = lb_attn_scores_ref,
+    .attn_accum = lb_attn_accum_ref,
 };
 
 #if defined(__x86_64__) || defined(__i386__)

@@ -96,6 +96,7 @@ typedef enum lb_type {
     // lowbit's own types, not ggml types: llama.cpp refuses files that hold them.
     LB_TYPE_NF4 = 128,  // bitsandbytes NF4: blocks of 64, fp16 absmax, NormalFloat code table
     LB_TYPE_FP4 = 129,  // bitsandbytes FP4 (E2M1): blocks of 64, fp16 absmax
+    LB_TYPE_E4M3 = 150, // FP8 E4M3 elements, no scale: a KV cache element type only (no weight kernels)
     LB_TYPE_COUNT = 160, // size of the traits table; ids without a row are unknown
 } lb_type;
 

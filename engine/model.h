@@ -105,13 +105,13 @@ struct lb_context {
     int32_t n_ctx;               // KV cache capacity in positions
     int32_t n_past;              // positions held in the cache
     int32_t n_batch;             // tokens per internal forward chunk
-    lb_type kv_type;             // F32 or F16
+    lb_type kv_type;             // element type of the cache (kv.h): F16, F32, Q8_0 or E4M3
     struct lb_threadpool *pool;
 
     // KV cache: for each layer, n_ctx rows of kv_dim = n_head_kv·head_dim
     // elements, keys and values in separate planes. Row p holds position p.
     void *kv;                    // 2 · n_layer · n_ctx · kv_dim · elsize bytes
-    size_t kv_row_bytes;         // kv_dim · elsize
+    size_t kv_row_bytes;         // kv_row_bytes(kv_type, kv_dim)
 
     // Activations for one chunk of n_batch tokens, row-major (token, feature).
     float *x;                    // (n_batch, n_embd) residual stream
@@ -120,7 +120,7 @@ struct lb_context {
     float *k, *v;                // (n_batch, kv_dim)
     float *att;                  // (n_batch, n_head·head_dim) attention output
     float *hb, *hb2;             // (n_batch, n_ff) gate and up projections
-    float *scores;               // (n_head, n_ctx) attention weights, one row per head
+    float *att_scratch;          // per-thread blocks of attention.c's tiles
     float *inv_freq;             // (n_rot/2) RoPE frequencies base^(-2i/n_rot)
     float *rope_cos, *rope_sin;  // (n_batch, n_rot/2) for the chunk's positions
     struct lb_matmul_scratch mm;

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "blocks.h"
+#include "kv.h"
 #include "quants.h"
 
 const struct lb_type_traits lb_type_traits[LB_TYPE_COUNT] = {
@@ -128,6 +129,13 @@ const struct lb_type_traits lb_type_traits[LB_TYPE_COUNT] = {
         .vec_dot = lb_vec_dot_fp4_f32, .vec_dot_type = LB_TYPE_F32,
         .tolerance = 0.15f, .exact_requant = true,
         .description = "FP4: blocks of 64, fp16 absmax, bitsandbytes FP4 (E2M1, no inf/nan) code table",
+    },
+    // A KV cache element type (kv.h): no dot product, so no weight can have it.
+    [LB_TYPE_E4M3] = {
+        .name = "E4M3", .block_size = 1, .type_size = 1, .bpw = 8.0f,
+        .to_float = lb_dequantize_row_e4m3, .from_float_ref = lb_quantize_row_e4m3_ref,
+        .tolerance = 0.04f, .exact_requant = true,
+        .description = "FP8 E4M3 (bias 7, saturating at 448, no scale): KV cache elements",
     },
 };
 
