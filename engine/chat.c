@@ -326,7 +326,7 @@ lb_status lb_chat_new(lb_chat **out, lb_model *model, const lb_chat_params *para
     lb_context_params cp = lb_context_default_params();
     cp.n_ctx = c->p.n_ctx;
     cp.n_threads = c->p.n_threads;
-    cp.kv_type = c->p.kv_type == LB_TYPE_F32 ? LB_TYPE_F32 : LB_TYPE_F16;
+    cp.kv_type = c->p.kv_type; // lb_context_new checks it
     lb_status st = lb_context_new(&c->ctx, model, &cp, err);
     if (st != LB_OK) {
         lb_chat_free(c);
@@ -912,7 +912,7 @@ lb_status lb_chat_set_draft(lb_chat *c, const char *path, const char *tokenizer,
         lb_context_params cp = lb_context_default_params();
         cp.n_ctx = lb_context_n_ctx(c->ctx);
         cp.n_threads = c->p.n_threads;
-        cp.kv_type = c->p.kv_type == LB_TYPE_F32 ? LB_TYPE_F32 : LB_TYPE_F16;
+        cp.kv_type = c->p.kv_type;
         if ((st = lb_context_new(&dctx, dm, &cp, err)) != LB_OK) {
             lb_model_free(dm);
             return st;

@@ -36,7 +36,7 @@ lb_status lb_context_new(lb_context **out, lb_model *model, const lb_context_par
     if (p.n_ctx < 0 || p.n_threads < 0)
         return lb_fail(err, LB_ERR_ARG, "context: n_ctx %d and n_threads %d must not be negative", p.n_ctx,
                        p.n_threads);
-    const char *kv_expected = kv_type_check(p.kv_type, hp->head_dim);
+    const char *kv_expected = kv_type_check(p.kv_type, (int64_t)hp->n_head_kv * hp->head_dim);
     if (kv_expected)
         return lb_fail(err, LB_ERR_UNSUPPORTED, "context: KV cache type %s (expected %s)",
                        lb_type_name(p.kv_type) ? lb_type_name(p.kv_type) : "unknown", kv_expected);

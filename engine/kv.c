@@ -5,10 +5,12 @@
 #include "kv.h"
 
 #include "blocks.h"
+#include "model.h"
 #include "types.h"
 
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 // --- FP8 E4M3 ---------------------------------------------------------------------
 // Bits s eeee mmm: exponent bias 7; e = 0 is subnormal (m · 2^-9); e = 15,
@@ -51,14 +53,27 @@ void lb_quantize_row_e4m3_ref(const float *src, void *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) d[i] = lb_f32_to_e4m3(src[i]);
 }
 
+// --- names -------------------------------------------------------------------------
+
+int lb_kv_type_from_name(const char *name) {
+    static const struct { const char *name; lb_type type; } names[] = {
+        {"f16", LB_TYPE_F16}, {"f32", LB_TYPE_F32}, {"q8_0", LB_TYPE_Q8_0}, {"fp8", LB_TYPE_E4M3}, {"e4m3", LB_TYPE_E4M3},
+    };
+    for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+        if (!strcasecmp(name, names[i].name)) return names[i].type;
+    return -1;
+}
+
+const char *lb_kv_type_names(void) { return "f16, f32, q8_0 or fp8"; }
+
 // --- cache rows --------------------------------------------------------------------
 
-const char *kv_type_check(lb_type type, int head_dim) {
+const char *kv_type_check(lb_type type, int64_t kv_dim) {
     switch (type) {
     case LB_TYPE_F32:
     case LB_TYPE_F16:
     case LB_TYPE_E4M3: return NULL;
-    case LB_TYPE_Q8_0: return head_dim % QK8_0 ? "a head dimension that is a multiple of 32 for Q8_0" : NULL;
+    case LB_TYPE_Q8_0: return kv_dim % QK8_0 ? "F16, F32 or E4M3: Q8_0 needs rows of whole 32-element blocks" : NULL;
     default: return "F16, F32, Q8_0 or E4M3";
     }
 }
@@ -76,6 +91,16 @@ void kv_store_row(lb_type type, void *dst, const float *src, int64_t n) {
 }
 
 void kv_load_head(lb_type type, const void *row, int h, int head_dim, float *out) {
-    const char *p = (const char *)row + (size_t)h * lb_type_row_bytes(type, head_dim);
-    lb_kernel_to_float(type)(p, out, head_dim);
+    const int bs = lb_type_block_size(type);
+    const int64_t first = (int64_t)h * head_dim;
+    if (first % bs == 0 && head_dim % bs == 0) {
+        lb_kernel_to_float(type)((const char *)row + (size_t)(first / bs) * lb_type_block_bytes(type), out, head_dim);
+        return;
+    }
+    // Heads narrower than a block (Q8_0 with head_dim 8, say): decode the
+    // blocks that cover the head, then take its part.
+    float buf[LB_MAX_HEAD_DIM + 2 * QK8_0];
+    const int64_t b0 = first / bs, b1 = (first + head_dim + bs - 1) / bs;
+    lb_kernel_to_float(type)((const char *)row + (size_t)b0 * lb_type_block_bytes(type), buf, (b1 - b0) * bs);
+    memcpy(out, buf + (first - b0 * bs), (size_t)head_dim * sizeof(float));
 }

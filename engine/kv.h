@@ -9,7 +9,8 @@
  *   F16  (default) 2 bytes per element;
  *   F32            4 bytes, exact;
  *   Q8_0           ggml's 32-element blocks with an fp16 scale, 1.0625 bytes:
- *                  needs head_dim % 32 == 0 so a head is whole blocks;
+ *                  rows of whole blocks (kv_dim % 32 == 0); a head narrower
+ *                  than a block is read from the blocks that cover it;
  *   E4M3           FP8 (1 sign, 4 exponent bits with bias 7, 3 mantissa bits;
  *                  finite range ±448, no infinities), 1 byte, no scale:
  *                  values beyond ±448 saturate. Rounding is to nearest even.
@@ -24,9 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// NULL when `type` can be a KV cache element type for heads of head_dim
-// elements, else a message saying why not ("expected ...").
-const char *kv_type_check(lb_type type, int head_dim);
+// NULL when `type` can be the element type of cache rows of kv_dim
+// elements, else what is expected instead (for "expected ..." messages).
+const char *kv_type_check(lb_type type, int64_t kv_dim);
 // Bytes of one cache row of n elements.
 size_t kv_row_bytes(lb_type type, int64_t n);
 // Store n floats as one cache row.

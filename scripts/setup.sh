@@ -25,9 +25,9 @@ fi
 
 # The reference checks in tests/ compare against these Python packages.
 if [ "$mode" = check ]; then
-    if ! python3 -c 'import numpy, gguf, sentencepiece, tokenizers' 2>/dev/null; then
+    if ! python3 -c 'import numpy, gguf, sentencepiece, tokenizers, ml_dtypes' 2>/dev/null; then
         echo "setup: installing Python test packages" >&2
-        python3 -m pip install -q numpy gguf sentencepiece tokenizers 2>&1 | grep -v WARNING >&2 || true
+        python3 -m pip install -q numpy gguf sentencepiece tokenizers ml_dtypes 2>&1 | grep -v WARNING >&2 || true
     fi
 fi
 

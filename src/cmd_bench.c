@@ -15,13 +15,15 @@ enum { MAX_PROFILES = 32 };
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: lowbit bench [-m MODEL] [--profile a,b,...] [-p 512] [-n 128] [-t N] [-r 5] [--membw] [--json]\n"
+            "usage: lowbit bench [-m MODEL] [--profile a,b,...] [-p 512] [-n 128] [-t N] [-r 5] [--kv-type T]\n"
+            "                    [--membw] [--json]\n"
             "  --profile LIST   comma-separated: 'source' (the file as it is), a profile (q4_k_m, FILE.yaml ...)\n"
             "                   or a tensor type (f16, q8_0, q4_0, q2_k ...) to re-quantize the weights to\n"
             "  -p N             prompt tokens for pp (0 skips pp; default 512)\n"
             "  -n N             generated tokens for tg (0 skips tg; default 128)\n"
             "  -t N             threads (default: the machine's cores)\n"
             "  -r N             repetitions after one warm-up (default 5)\n"
+            "  --kv-type T      KV cache elements: f16 (default), f32, q8_0, fp8; the KV bytes are reported\n"
             "  --membw          measure memory read bandwidth and report tg as a %% of its limit\n"
             "  --json           print a JSON list, one object per profile\n");
 }
@@ -78,6 +80,7 @@ int cmd_bench(int argc, char **argv) {
     char *profile_list = NULL;
     long n_prompt = 512, n_gen = 128, threads = 0, reps = 5;
     bool json = false, membw = false;
+    lb_type kv_type = LB_TYPE_F16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -96,6 +99,14 @@ int cmd_bench(int argc, char **argv) {
             if (!(v = cli_value(C, argc, argv, &i)) || !cli_int(C, a, v, 1, 1024, &threads)) return 2;
         } else if (!strcmp(a, "-r")) {
             if (!(v = cli_value(C, argc, argv, &i)) || !cli_int(C, a, v, 1, 64, &reps)) return 2;
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!(v = cli_value(C, argc, argv, &i))) return 2;
+            const int kv = lb_kv_type_from_name(v);
+            if (kv < 0) {
+                fprintf(stderr, "lowbit bench: --kv-type: '%s' (expected %s)\n", v, lb_kv_type_names());
+                return 2;
+            }
+            kv_type = (lb_type)kv;
         } else if (!strcmp(a, "--json")) {
             json = true;
         } else if (!strcmp(a, "--membw")) {
@@ -126,6 +137,7 @@ int cmd_bench(int argc, char **argv) {
     lb_context_params cp = lb_context_default_params();
     cp.n_ctx = n_ctx;
     cp.n_threads = (int32_t)threads;
+    cp.kv_type = kv_type;
     lb_context *ctx = NULL;
     lb_error err = {0};
     int rc = 1;
@@ -164,6 +176,7 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "lowbit bench: --membw: could not measure the read bandwidth\n");
         goto done;
     }
+    const size_t kv_bytes = lb_kv_cache_bytes_allocated(ctx);
     if (json) {
         printf("[");
         for (int p = 0; p < n_profiles; p++) {
@@ -171,9 +184,10 @@ int cmd_bench(int argc, char **argv) {
             printf("%s\n  {\"profile\": ", p ? "," : "");
             json_string(stdout, r->profile, strlen(r->profile));
             printf(", \"pp_tps\": %.3f, \"pp_std\": %.3f, \"tg_tps\": %.3f, \"tg_std\": %.3f, \"size_bytes\": %zu, "
-                   "\"bpw\": %.4f, \"peak_rss_bytes\": %zu, \"threads\": %d, \"n_prompt\": %ld, \"n_gen\": %ld",
+                   "\"bpw\": %.4f, \"peak_rss_bytes\": %zu, \"threads\": %d, \"n_prompt\": %ld, \"n_gen\": %ld, "
+                   "\"kv_type\": \"%s\", \"kv_bytes\": %zu",
                    r->pp_tps, r->pp_std, r->tg_tps, r->tg_std, r->size_bytes, r->bpw, r->peak_rss,
-                   cp.n_threads, n_prompt, n_gen);
+                   cp.n_threads, n_prompt, n_gen, lb_type_name(kv_type), kv_bytes);
             if (membw)
                 printf(", \"membw_bytes_per_s\": %.0f, \"tg_bandwidth_fraction\": %.4f", bandwidth,
                        r->tg_tps * (double)r->bytes_per_token / bandwidth);
@@ -198,6 +212,7 @@ int cmd_bench(int argc, char **argv) {
         }
         if (membw) printf("\nread bandwidth: %.2f GB/s\n", bandwidth / 1e9);
         printf("peak RSS: %.1f MiB\n", res[n_profiles - 1].peak_rss / 1048576.0);
+        printf("KV cache: %s, %.2f MiB for %d positions\n", lb_type_name(kv_type), kv_bytes / 1048576.0, n_ctx);
     }
     rc = 0;
 done:
