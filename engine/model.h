@@ -89,12 +89,15 @@ float *model_alloc_f32(struct lb_model *m, size_t n);
 struct lb_matmul_scratch {
     void *act;       // converted activations
     size_t act_cap;
-    float *deq;      // dequantized weight tile for the sgemm path
+    float *deq;      // per-thread f32 tiles of the float GEMM (matmul_float.c)
     size_t deq_cap;
 };
 lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w,
                  const float *x, float *y, int n, lb_error *err);
 void matmul_scratch_free(struct lb_matmul_scratch *s);
+// Float weights, n >= 16 (matmul_float.c): OpenBLAS on per-thread tiles of rows.
+lb_status matmul_float_gemm(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w,
+                            const float *x, float *y, int n, lb_error *err);
 
 
 // ----------------------------------------------------------------------------
