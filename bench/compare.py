@@ -3,7 +3,7 @@
 
     bench/compare.py --llama-src DIR [--shape tinyllama] [--types F16,Q8_0,Q4_0,Q4_K_M]
                      [--threads 1,2] [-p 512] [-n 128] [-r 3] [--rounds 2] [--work /tmp/lowbit-bench]
-                     [--lowbit-base OLD_LOWBIT] [--llama-bin DIR]
+                     [--lowbit-base OLD_LOWBIT] [--llama-bin DIR] [-d DEPTH]
 
 1. Builds llama.cpp's llama-bench and llama-quantize from DIR (a source tree the user
    points to, e.g. the vendor/llama.cpp folder of the llama-cpp-python sdist) under
@@ -63,9 +63,9 @@ def make_models(work, shape, types, bins):
     return files
 
 
-def llama_bench(bins, model, threads, p, n, reps):
+def llama_bench(bins, model, threads, p, n, reps, depth=0):
     out = run([os.path.join(bins, "llama-bench"), "-m", model, "-t", str(threads), "-p", str(p), "-n", str(n),
-               "-r", str(reps), "-o", "json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+               "-r", str(reps), "-d", str(depth), "-o", "json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
     res = {}
     for row in json.loads(out):
         key = "pp" if row["n_prompt"] > 0 else "tg"
@@ -73,12 +73,13 @@ def llama_bench(bins, model, threads, p, n, reps):
     return res
 
 
-def lowbit_bench(lowbit, model, threads, p, n, reps):
+def lowbit_bench(lowbit, model, threads, p, n, reps, depth=0):
     res = {}
     # pp and tg in separate runs, as llama-bench does, so neither heats the other's caches.
     for key, pp, tg in (("pp", p, 0), ("tg", 0, n)):
         out = run([lowbit, "bench", "-m", model, "-t", str(threads), "-p", str(pp), "-n", str(tg), "-r", str(reps),
-                   "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+                   "--json"] + (["-d", str(depth)] if depth else []), stdout=subprocess.PIPE,
+                  stderr=subprocess.DEVNULL).stdout
         row = json.loads(out)[0]
         res[key] = (row[f"{key}_tps"], row[f"{key}_std"])
         res["rss"] = max(res.get("rss", 0), row["peak_rss_bytes"])
@@ -105,6 +106,7 @@ def main():
     ap.add_argument("-n", type=int, default=128)
     ap.add_argument("-r", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of both programs")
+    ap.add_argument("-d", "--depth", type=int, default=0, help="positions already in the cache (llama-bench -d)")
     ap.add_argument("--lowbit-base", help="an older lowbit build to measure in the same rounds (before/after)")
     ap.add_argument("--work", default="/tmp/lowbit-bench")
     ap.add_argument("--lowbit", default=os.path.join(ROOT, "lowbit"))
@@ -125,10 +127,10 @@ def main():
             bw, bpt = bandwidth_and_bytes(args.lowbit, files[t], th)
             runs = {"llama": [], "lowbit": [], "base": []}
             for _ in range(args.rounds):  # alternate, so slow drifts of a shared machine hit all alike
-                runs["llama"].append(llama_bench(bins, files[t], th, args.p, args.n, args.r))
-                runs["lowbit"].append(lowbit_bench(args.lowbit, files[t], th, args.p, args.n, args.r))
+                runs["llama"].append(llama_bench(bins, files[t], th, args.p, args.n, args.r, args.depth))
+                runs["lowbit"].append(lowbit_bench(args.lowbit, files[t], th, args.p, args.n, args.r, args.depth))
                 if args.lowbit_base:
-                    runs["base"].append(lowbit_bench(args.lowbit_base, files[t], th, args.p, args.n, args.r))
+                    runs["base"].append(lowbit_bench(args.lowbit_base, files[t], th, args.p, args.n, args.r, args.depth))
 
             def mean(prog, key):
                 return sum(r[key][0] for r in runs[prog]) / len(runs[prog])
@@ -147,7 +149,8 @@ def main():
                   f"{row['tg'][1]:.2f}", file=sys.stderr)
 
     print(f"lowbit {commit} vs llama.cpp ({os.path.basename(os.path.abspath(args.llama_src))}), "
-          f"{args.shape}, CPU: {cpu}, {os.cpu_count()} cores, {args.rounds} alternating rounds of -r {args.r}\n")
+          f"{args.shape}, CPU: {cpu}, {os.cpu_count()} cores, {args.rounds} alternating rounds of -r {args.r}"
+          + (f", at depth {args.depth}" if args.depth else "") + "\n")
     base = " | before: ratio pp | before: ratio tg" if args.lowbit_base else ""
     print(f"| type | threads | llama.cpp pp{args.p} | lowbit pp{args.p} | ratio (rounds) | llama.cpp tg{args.n} | "
           f"lowbit tg{args.n} | ratio (rounds) | lowbit tg % of bw limit | file MiB | lowbit peak RSS MiB{base} |")
