@@ -77,29 +77,33 @@ def main():
     w.add_eos_token_id(2)
     w.add_unk_token_id(0)
 
-    rng = np.random.default_rng(1234)
     hd = dim // heads
 
-    def mat(rows, cols):
-        # (rows, cols) numpy = GGUF [cols, rows]
-        return (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(np.float16)
-
-    w.add_tensor("token_embd.weight", mat(n_vocab, dim))
-    w.add_tensor("output_norm.weight", np.ones(dim, dtype=np.float32))
-    w.add_tensor("output.weight", mat(n_vocab, dim))
+    # Tensors are described first and written one at a time afterwards, each
+    # from its own seed, so a 7B model (13.5 GB of F16) never sits in memory.
+    tensors = [("token_embd.weight", (n_vocab, dim)), ("output_norm.weight", (dim,)), ("output.weight", (n_vocab, dim))]
     for i in range(layers):
-        w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(dim, dtype=np.float32))
-        w.add_tensor(f"blk.{i}.attn_q.weight", mat(heads * hd, dim))
-        w.add_tensor(f"blk.{i}.attn_k.weight", mat(kv_heads * hd, dim))
-        w.add_tensor(f"blk.{i}.attn_v.weight", mat(kv_heads * hd, dim))
-        w.add_tensor(f"blk.{i}.attn_output.weight", mat(dim, heads * hd))
-        w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(dim, dtype=np.float32))
-        w.add_tensor(f"blk.{i}.ffn_gate.weight", mat(ffn, dim))
-        w.add_tensor(f"blk.{i}.ffn_up.weight", mat(ffn, dim))
-        w.add_tensor(f"blk.{i}.ffn_down.weight", mat(dim, ffn))
+        tensors += [(f"blk.{i}.attn_norm.weight", (dim,)), (f"blk.{i}.attn_q.weight", (heads * hd, dim)),
+                    (f"blk.{i}.attn_k.weight", (kv_heads * hd, dim)), (f"blk.{i}.attn_v.weight", (kv_heads * hd, dim)),
+                    (f"blk.{i}.attn_output.weight", (dim, heads * hd)), (f"blk.{i}.ffn_norm.weight", (dim,)),
+                    (f"blk.{i}.ffn_gate.weight", (ffn, dim)), (f"blk.{i}.ffn_up.weight", (ffn, dim)),
+                    (f"blk.{i}.ffn_down.weight", (dim, ffn))]
+
+    def data(k, shape):
+        if len(shape) == 1:  # norms: 1, f32
+            return np.ones(shape, dtype=np.float32)
+        # (rows, cols) numpy = GGUF [cols, rows]; N(0, 0.02) as F16
+        rng = np.random.default_rng(1234 + k)
+        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float16)
+
+    for name, shape in tensors:
+        dtype = np.float32 if len(shape) == 1 else np.float16
+        w.add_tensor_info(name, shape, np.dtype(dtype), int(np.prod(shape)) * np.dtype(dtype).itemsize)
     w.write_header_to_file()
     w.write_kv_data_to_file()
-    w.write_tensors_to_file()
+    w.write_ti_data_to_file()
+    for k, (name, shape) in enumerate(tensors):
+        w.write_tensor_data(data(k, shape))
     w.close()
     print(path)
 

@@ -34,6 +34,7 @@
  */
 #include "internal.h"
 #include "model.h"
+#include "repack.h"
 #include "types.h"
 
 #include <math.h>
@@ -359,7 +360,7 @@ lb_status lb_chat_new(lb_chat **out, lb_model *model, const lb_chat_params *para
     lb_context_params cp = lb_context_default_params();
     cp.n_ctx = c->p.n_ctx;
     cp.n_threads = c->p.n_threads;
-    cp.kv_type = c->p.kv_type == LB_TYPE_F32 ? LB_TYPE_F32 : LB_TYPE_F16;
+    cp.kv_type = c->p.kv_type; // lb_context_new checks it
     lb_status st = lb_context_new(&c->ctx, model, &cp, err);
     if (st != LB_OK) {
         lb_chat_free(c);
@@ -764,10 +765,9 @@ static double weight_error(const lb_model *m) {
             if (!a || !b) break;
         }
         double num = 0, den = 0;
-        const size_t rs = lb_type_row_bytes(s->type, s->cols), rw = lb_type_row_bytes(w->type, w->cols);
         for (int64_t r = 0; r < s->rows; r++) {
-            lb_type_to_float(s->type, (const char *)s->data + (size_t)r * rs, a, s->cols);
-            lb_type_to_float(w->type, (const char *)w->data + (size_t)r * rw, b, w->cols);
+            weight_row_to_float(s, r, a);
+            weight_row_to_float(w, r, b); // live weights may be packed (repack.h)
             for (int64_t j = 0; j < s->cols; j++) {
                 const double d = (double)a[j] - (double)b[j];
                 num += d * d;
@@ -975,7 +975,7 @@ lb_status lb_chat_set_draft(lb_chat *c, const char *path, const char *tokenizer,
         lb_context_params cp = lb_context_default_params();
         cp.n_ctx = lb_context_n_ctx(c->ctx);
         cp.n_threads = c->p.n_threads;
-        cp.kv_type = c->p.kv_type == LB_TYPE_F32 ? LB_TYPE_F32 : LB_TYPE_F16;
+        cp.kv_type = c->p.kv_type;
         if ((st = lb_context_new(&dctx, dm, &cp, err)) != LB_OK) {
             lb_model_free(dm);
             return st;

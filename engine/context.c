@@ -6,7 +6,10 @@
  */
 #include "model.h"
 
+#include "attention.h"
 #include "internal.h"
+#include "kv.h"
+#include "repack.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -33,12 +36,16 @@ lb_status lb_context_new(lb_context **out, lb_model *model, const lb_context_par
     if (p.n_ctx < 0 || p.n_threads < 0)
         return lb_fail(err, LB_ERR_ARG, "context: n_ctx %d and n_threads %d must not be negative", p.n_ctx,
                        p.n_threads);
-    if (p.kv_type != LB_TYPE_F32 && p.kv_type != LB_TYPE_F16)
-        return lb_fail(err, LB_ERR_UNSUPPORTED, "context: KV cache type %s (expected F32 or F16)",
-                       lb_type_name(p.kv_type) ? lb_type_name(p.kv_type) : "unknown");
+    const char *kv_expected = kv_type_check(p.kv_type, (int64_t)hp->n_head_kv * hp->head_dim);
+    if (kv_expected)
+        return lb_fail(err, LB_ERR_UNSUPPORTED, "context: KV cache type %s (expected %s)",
+                       lb_type_name(p.kv_type) ? lb_type_name(p.kv_type) : "unknown", kv_expected);
     if (p.n_ctx == 0) p.n_ctx = hp->n_ctx_train < DEFAULT_CTX_CAP ? hp->n_ctx_train : DEFAULT_CTX_CAP;
     if (p.n_threads == 0) p.n_threads = machine_cores();
 
+    // The model's matrices go into the kernels' layout on first use (repack.h).
+    lb_status st = model_pack_weights(model, err);
+    if (st != LB_OK) return st;
     struct lb_context *c = calloc(1, sizeof *c);
     if (!c) return lb_fail(err, LB_ERR_NOMEM, "context: out of memory");
     c->model = model;
@@ -48,7 +55,7 @@ lb_status lb_context_new(lb_context **out, lb_model *model, const lb_context_par
 
     const size_t nb = (size_t)c->n_batch, d = (size_t)hp->n_embd;
     const size_t dq = (size_t)hp->n_head * hp->head_dim, dkv = (size_t)hp->n_head_kv * hp->head_dim;
-    c->kv_row_bytes = dkv * (p.kv_type == LB_TYPE_F16 ? 2 : 4);
+    c->kv_row_bytes = kv_row_bytes(p.kv_type, (int64_t)dkv);
     const size_t kv_bytes = 2 * (size_t)hp->n_layer * (size_t)c->n_ctx * c->kv_row_bytes;
     c->kv = calloc(1, kv_bytes);
     c->pool = threadpool_new(p.n_threads);
@@ -60,12 +67,12 @@ lb_status lb_context_new(lb_context **out, lb_model *model, const lb_context_par
     c->att = alloc_floats(nb * dq);
     c->hb = alloc_floats(nb * (size_t)hp->n_ff);
     c->hb2 = alloc_floats(nb * (size_t)hp->n_ff);
-    c->scores = alloc_floats((size_t)hp->n_head * (size_t)c->n_ctx);
+    c->att_scratch = attention_scratch_new(hp->head_dim, p.n_threads);
     c->inv_freq = alloc_floats((size_t)hp->n_rot / 2);
     c->rope_cos = alloc_floats(nb * (size_t)hp->n_rot / 2);
     c->rope_sin = alloc_floats(nb * (size_t)hp->n_rot / 2);
     if (!c->kv || !c->pool || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 ||
-        !c->scores || !c->inv_freq || !c->rope_cos || !c->rope_sin) {
+        !c->att_scratch || !c->inv_freq || !c->rope_cos || !c->rope_sin) {
         lb_context_free(c);
         return lb_fail(err, LB_ERR_NOMEM, "context: out of memory for a %d-token KV cache (%zu bytes)", p.n_ctx,
                        kv_bytes);
@@ -89,7 +96,7 @@ void lb_context_free(lb_context *c) {
     free(c->att);
     free(c->hb);
     free(c->hb2);
-    free(c->scores);
+    free(c->att_scratch);
     free(c->inv_freq);
     free(c->rope_cos);
     free(c->rope_sin);

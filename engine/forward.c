@@ -10,8 +10,9 @@
  */
 #include "model.h"
 
-#include "fp16.h"
+#include "attention.h"
 #include "internal.h"
+#include "kv.h"
 #include "types.h"
 
 #include <math.h>
@@ -62,72 +63,6 @@ static void rope(float *x, int n_heads, const lb_hparams *hp, const float *cs, c
     }
 }
 
-static void store_kv_row(const struct lb_context *c, void *dst, const float *src, int n) {
-    if (c->kv_type == LB_TYPE_F16) {
-        lb_fp16 *d = dst;
-        for (int i = 0; i < n; i++) d[i] = lb_f32_to_fp16(src[i]);
-    } else {
-        memcpy(dst, src, (size_t)n * sizeof(float));
-    }
-}
-
-// --- attention -----------------------------------------------------------------
-
-struct attention_task {
-    struct lb_context *c;
-    int layer;
-    int32_t pos;   // position of the chunk's first token
-    int n;         // tokens in the chunk
-};
-
-// Keys and values are read through the chosen ISA's kernels: a key row is a
-// dot product (F16 row × f32 query), a value row is converted to f32 once and
-// accumulated, so an F16 cache costs no scalar conversions.
-static void kv_row_to_float(const struct lb_context *c, const void *row, float *out, int n) {
-    if (c->kv_type == LB_TYPE_F16)
-        lb_kernel_to_float(LB_TYPE_F16)(row, out, n);
-    else
-        memcpy(out, row, (size_t)n * sizeof(float));
-}
-
-// One query head for every token of the chunk: causal softmax(q·kᵀ/√d)·v over
-// positions 0..pos+t. Query head h reads KV head h / (n_head / n_head_kv).
-static void attention_head(void *arg, int64_t h) {
-    const struct attention_task *a = arg;
-    struct lb_context *c = a->c;
-    const lb_hparams *hp = &c->model->hp;
-    const int hd = hp->head_dim, dq = hp->n_head * hd;
-    const int kv_head = (int)h / (hp->n_head / hp->n_head_kv);
-    const size_t kv_off = (size_t)kv_head * hd * (c->kv_type == LB_TYPE_F16 ? 2 : 4);
-    const float scale = 1.0f / sqrtf((float)hd);
-    const lb_vec_dot_fn key_dot = lb_kernel_vec_dot(c->kv_type);
-    float *scores = c->scores + (size_t)h * c->n_ctx;
-    float vrow[LB_MAX_HEAD_DIM];
-
-    for (int t = 0; t < a->n; t++) {
-        const float *q = c->q + (size_t)t * dq + (size_t)h * hd;
-        const int32_t last = a->pos + t;
-        float max = -INFINITY;
-        for (int32_t p = 0; p <= last; p++) {
-            scores[p] = key_dot(hd, (const char *)kv_key_row(c, a->layer, p) + kv_off, q) * scale;
-            if (scores[p] > max) max = scores[p];
-        }
-        float sum = 0.0f;
-        for (int32_t p = 0; p <= last; p++) {
-            scores[p] = expf(scores[p] - max);
-            sum += scores[p];
-        }
-        float *out = c->att + (size_t)t * dq + (size_t)h * hd;
-        memset(out, 0, (size_t)hd * sizeof(float));
-        const float inv_sum = 1.0f / sum;
-        for (int32_t p = 0; p <= last; p++) {
-            kv_row_to_float(c, (const char *)kv_value_row(c, a->layer, p) + kv_off, vrow, hd);
-            const float w = scores[p] * inv_sum;
-            for (int i = 0; i < hd; i++) out[i] += w * vrow[i];
-        }
-    }
-}
-
 // --- one layer ------------------------------------------------------------------
 
 // y = W·x, shown first to a calibration observer when one watches.
@@ -158,11 +93,10 @@ static lb_status attention_block(struct lb_context *c, int il, int32_t pos, int 
     for (int t = 0; t < n; t++) {
         rope(c->q + (size_t)t * dq, hp->n_head, hp, c->rope_cos + t * half, c->rope_sin + t * half);
         rope(c->k + (size_t)t * dkv, hp->n_head_kv, hp, c->rope_cos + t * half, c->rope_sin + t * half);
-        store_kv_row(c, kv_key_row(c, il, pos + t), c->k + (size_t)t * dkv, dkv);
-        store_kv_row(c, kv_value_row(c, il, pos + t), c->v + (size_t)t * dkv, dkv);
+        kv_store_row(c->kv_type, kv_key_row(c, il, pos + t), c->k + (size_t)t * dkv, dkv);
+        kv_store_row(c->kv_type, kv_value_row(c, il, pos + t), c->v + (size_t)t * dkv, dkv);
     }
-    struct attention_task task = {c, il, pos, n};
-    threadpool_run(c->pool, attention_head, &task, hp->n_head);
+    attention(c, il, pos, n); // attention.c
 
     if ((st = linear(c, il, &l->wo, c->att, c->xb, n, err))) return st;
     for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];

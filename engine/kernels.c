@@ -15,6 +15,8 @@
 
 #include "llm_int8.h"
 #include "quants.h"
+#include "attention.h"
+#include "repack.h"
 
 // The scalar table names the reference functions explicitly (rather than
 // leaving NULLs) so that it reads as the list of what every ISA must provide.
@@ -48,6 +50,14 @@ const struct lb_kernels lb_kernels_scalar = {
         [LB_TYPE_Q8_1] = lb_quantize_row_q8_1_ref,
         [LB_TYPE_Q8_K] = lb_quantize_row_q8_K_ref,
     },
+    .gemm_x8 = {
+        [LB_TYPE_Q4_0] = lb_gemm_x8_q4_0_ref,
+        [LB_TYPE_Q8_0] = lb_gemm_x8_q8_0_ref,
+        [LB_TYPE_Q4_K] = lb_gemm_x8_q4_K_ref,
+        [LB_TYPE_Q6_K] = lb_gemm_x8_q6_K_ref,
+    },
+    .attn_scores = lb_attn_scores_ref,
+    .attn_accum = lb_attn_accum_ref,
 };
 
 #if defined(__x86_64__) || defined(__i386__)

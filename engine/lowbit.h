@@ -134,6 +134,7 @@ typedef enum lb_type {
     LB_TYPE_FP8_E5M2 = 162, // per-row float scale, OCP E5M2 codes
     LB_TYPE_NF4_DQ = 163,   // NF4 with double-quantized absmax (bnb_4bit_use_double_quant)
     LB_TYPE_LLM_INT8 = 164, // LLM.int8(): int8 rows with one absmax scale each; outlier columns in f16 beside it
+    LB_TYPE_E4M3 = 165, // FP8 E4M3 elements, no scale: a KV cache element type only (no weight kernels)
     LB_TYPE_COUNT = 192, // size of the traits table; ids without a row are unknown
 } lb_type;
 
@@ -271,8 +272,14 @@ typedef struct lb_context lb_context;
 typedef struct lb_context_params {
     int32_t n_ctx;      // 0: the model's trained length, capped at 4096
     int32_t n_threads;  // 0: the machine's cores
-    lb_type kv_type;    // LB_TYPE_F32 or LB_TYPE_F16
+    lb_type kv_type;    // cache elements: LB_TYPE_F16 (default), F32, Q8_0 or E4M3 (lb_kv_type_from_name)
 } lb_context_params;
+
+// A KV cache element type by name, case-insensitive: "f16", "f32", "q8_0",
+// "fp8" (or "e4m3"); -1 when the name is none of them. lb_kv_type_names()
+// lists them for messages.
+int lb_kv_type_from_name(const char *name);
+const char *lb_kv_type_names(void);
 
 lb_context_params lb_context_default_params(void);
 lb_status lb_context_new(lb_context **out, lb_model *model, const lb_context_params *params, lb_error *err);
@@ -386,7 +393,7 @@ const char *lb_profile_description(const lb_profile *p); // "" when the file has
 const char *lb_profile_path(const lb_profile *p);        // the file it was read from
 const char *lb_profile_method(const lb_profile *p);      // "q4_k_m"
 lb_type lb_profile_type(const lb_profile *p);          // the type most matrices get, once bits/granularity/... are applied
-lb_type lb_profile_kv_type(const lb_profile *p);         // LB_TYPE_F16 (default) or LB_TYPE_F32
+lb_type lb_profile_kv_type(const lb_profile *p);         // LB_TYPE_F16 (default), F32, Q8_0 or E4M3
 int lb_profile_file_type(const lb_profile *p);           // llama.cpp's LLAMA_FTYPE, written as general.file_type
 // Whether lb_quantize_file needs calibration (calib_path, or for `importance:
 // calibration` an imatrix file): methods gptq, awq, llm-int8, and importance.
@@ -702,7 +709,7 @@ typedef struct lb_chat lb_chat;
 typedef struct lb_chat_params {
     int32_t n_ctx;       // 0: the model's trained length, capped at 4096
     int32_t n_threads;   // 0: the machine's cores
-    lb_type kv_type;     // LB_TYPE_F16 (default) or LB_TYPE_F32
+    lb_type kv_type;     // LB_TYPE_F16 (default), F32, Q8_0 or E4M3, as lb_context_params
     int32_t n_predict;   // most tokens per reply (default 512)
     int32_t kld_every;   // measure the live KL divergence every N generated tokens; 0: off (default 16)
     // Called on the re-quantization thread after each tensor of a profile

@@ -9,23 +9,21 @@
  *   then each thread takes a chunk of weight rows and computes the dot
  *   product of each row with every activation row while the weight row is in
  *   cache. Decoding reads every weight byte exactly once.
- * - Float weights (F32, F16, BF16) with 16 or more tokens: OpenBLAS sgemm, on the
- *   mapping for F32, on tiles of rows converted to f32 for F16/BF16.
+ * - Float weights (F32, F16, BF16) with 16 or more tokens: OpenBLAS sgemm on
+ *   tiles of rows (matmul_float.c).
+ * - Weights packed in 8-row groups (repack.h): matmul_x8.c.
  */
 #include "model.h"
 
 #include "internal.h"
 #include "llm_int8.h"
+#include "repack.h"
 #include "types.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
-// OpenBLAS is the float GEMM; its thread count is process-wide state of its own.
-extern void openblas_set_num_threads(int num_threads);
-
-enum { ROWS_PER_CHUNK = 16, SGEMM_MIN_BATCH = 16, SGEMM_TILE_ROWS = 256 };
+enum { ROWS_PER_CHUNK = 16, SGEMM_MIN_BATCH = 16 };
 
 static bool grow(void **buf, size_t *cap, size_t need) {
     if (*cap >= need) return true;
@@ -110,48 +108,10 @@ static lb_status matmul_rows(struct lb_threadpool *pool, struct lb_matmul_scratc
     return LB_OK;
 }
 
-// --- float path (batched) ----------------------------------------------------
-
-struct dequant_task {
-    const struct lb_weight *w;
-    size_t w_row_bytes;
-    int64_t r0;
-    float *out;
-};
-
-static void dequant_chunk(void *arg, int64_t chunk) {
-    const struct dequant_task *d = arg;
-    const int64_t r = d->r0 + chunk;
-    lb_kernel_to_float(d->w->type)((const char *)d->w->data + (size_t)r * d->w_row_bytes,
-                                   d->out + (size_t)chunk * d->w->cols, d->w->cols);
-}
-
-static lb_status matmul_sgemm(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w,
-                              const float *x, float *y, int n, lb_error *err) {
-    const int64_t rows = w->rows, cols = w->cols;
-    openblas_set_num_threads(threadpool_size(pool));
-    if (w->type == LB_TYPE_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)rows, (int)cols, 1.0f, x, (int)cols,
-                    w->data, (int)cols, 0.0f, y, (int)rows);
-        return LB_OK;
-    }
-    const int64_t tile = rows < SGEMM_TILE_ROWS ? rows : SGEMM_TILE_ROWS;
-    if (!grow((void **)&s->deq, &s->deq_cap, (size_t)(tile * cols) * sizeof(float)))
-        return lb_fail(err, LB_ERR_NOMEM, "matmul: out of memory for a %lld-row tile", (long long)tile);
-    const size_t w_row_bytes = lb_type_row_bytes(w->type, cols);
-    for (int64_t r0 = 0; r0 < rows; r0 += tile) {
-        const int64_t nr = r0 + tile < rows ? tile : rows - r0;
-        struct dequant_task d = {w, w_row_bytes, r0, s->deq};
-        threadpool_run(pool, dequant_chunk, &d, nr);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)nr, (int)cols, 1.0f, x, (int)cols, s->deq,
-                    (int)cols, 0.0f, y + r0, (int)rows);
-    }
-    return LB_OK;
-}
-
 lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w, const float *x,
                  float *y, int n, lb_error *err) {
     if (w->n_outliers) return llm_int8_matmul(pool, s, w, x, y, n, err); // LLM.int8's decomposition
+    if (w->layout == LB_LAYOUT_X8) return matmul_x8(pool, s, w, x, y, n, err); // matmul_x8.c
     const bool is_float = w->type == LB_TYPE_F32 || w->type == LB_TYPE_F16 || w->type == LB_TYPE_BF16;
     // Measured on a 512-wide F16 model: sgemm on converted tiles wins from 16
     // tokens on (2.1x at 32) and ties at 8. Below 16 the row path also keeps
@@ -159,6 +119,6 @@ lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const 
     // batch (K + 1 <= 9 tokens) gives bit-identical logits to decoding them
     // one by one, and it reads each weight once instead of converting the
     // whole matrix to f32 (which made F16 verification 8x a decode step).
-    if (is_float && n >= SGEMM_MIN_BATCH) return matmul_sgemm(pool, s, w, x, y, n, err);
+    if (is_float && n >= SGEMM_MIN_BATCH) return matmul_float_gemm(pool, s, w, x, y, n, err); // matmul_float.c
     return matmul_rows(pool, s, w, x, y, n, err);
 }

@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "llm_int8.h"
 #include "profile.h"
+#include "repack.h"
 #include "tokenizer.h"
 #include "types.h"
 
@@ -360,6 +361,7 @@ void lb_model_free(lb_model *m) {
         for (int i = 0; i < m->n_tensors; i++) free((char *)m->tensors[i].name);
     free(m->tensors);
     free(m->requant_buf);
+    model_pack_free(m);
     free(m->path);
     free(m);
 }
@@ -556,9 +558,16 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
             goto done;
         }
     }
-    // Commit: point the live weights at the new buffer, then drop the old one.
+    // Into the kernels' layout, in place (target 0, the embeddings, stays in rows).
+    for (int i = 1; i < n; i++)
+        if (repack_enabled() && !weight_pack_inplace(&next[i])) {
+            st = lb_fail(err, LB_ERR_NOMEM, "requantize: out of memory");
+            goto done;
+        }
+    // Commit: point the live weights at the new buffer, then drop the old ones.
     for (int i = 0; i < n; i++) *dst[i] = next[i];
     if (m->hp.tied_output) m->output = m->tok_embd;
+    model_pack_free(m);
     free(m->requant_buf);
     m->requant_buf = buf;
     m->requant_bytes = total;

@@ -16,13 +16,18 @@ struct lb_tokenizer;
 // Largest head dimension the attention code keeps on the stack (LLaMA: 128).
 #define LB_MAX_HEAD_DIM 512
 
+// How a matrix's bytes are ordered in memory (repack.h): as the file has
+// them, or 8 rows interleaved block by block for the matrix kernels.
+enum lb_layout { LB_LAYOUT_ROWS = 0, LB_LAYOUT_X8 = 1 };
+
 // A weight matrix of `rows` rows of `cols` elements (GGUF ne[0] = cols).
 // y = W·x computes one output per row.
 struct lb_weight {
     const char *name;
     lb_type type;
     int64_t rows, cols;
-    const void *data;   // rows × row_bytes(type, cols), in the mapping or in requant_buf
+    const void *data;   // rows × row_bytes(type, cols), in the mapping, pack_buf or requant_buf
+    uint8_t layout;     // enum lb_layout; read rows through weight_row_to_float (repack.h)
     // LLM_INT8 only (llm_int8.h): the input columns kept in f16, and their weights.
     int32_t n_outliers;
     const int32_t *outlier_cols;  // (n_outliers) ascending
@@ -65,6 +70,11 @@ struct lb_model {
     struct lb_layer *src_layers;
     void *requant_buf;
     size_t requant_bytes;
+
+    // Live matrices from the file, copied into the x8 layout (repack.c);
+    // an anonymous mapping, NULL when nothing is packed.
+    void *pack_buf;
+    size_t pack_bytes;
 };
 
 // Loaders fill a zeroed model (path, hp, tok, weights, tensors) or fail with
@@ -84,12 +94,15 @@ float *model_alloc_f32(struct lb_model *m, size_t n);
 struct lb_matmul_scratch {
     void *act;       // converted activations
     size_t act_cap;
-    float *deq;      // dequantized weight tile for the sgemm path
+    float *deq;      // per-thread f32 tiles of the float GEMM (matmul_float.c)
     size_t deq_cap;
 };
 lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w,
                  const float *x, float *y, int n, lb_error *err);
 void matmul_scratch_free(struct lb_matmul_scratch *s);
+// Float weights, n >= 16 (matmul_float.c): OpenBLAS on per-thread tiles of rows.
+lb_status matmul_float_gemm(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w,
+                            const float *x, float *y, int n, lb_error *err);
 
 // ----------------------------------------------------------------------------
 // Context (context.c: lifecycle and KV cache; forward.c: the math)
@@ -99,13 +112,13 @@ struct lb_context {
     int32_t n_ctx;               // KV cache capacity in positions
     int32_t n_past;              // positions held in the cache
     int32_t n_batch;             // tokens per internal forward chunk
-    lb_type kv_type;             // F32 or F16
+    lb_type kv_type;             // element type of the cache (kv.h): F16, F32, Q8_0 or E4M3
     struct lb_threadpool *pool;
 
     // KV cache: for each layer, n_ctx rows of kv_dim = n_head_kv·head_dim
     // elements, keys and values in separate planes. Row p holds position p.
     void *kv;                    // 2 · n_layer · n_ctx · kv_dim · elsize bytes
-    size_t kv_row_bytes;         // kv_dim · elsize
+    size_t kv_row_bytes;         // kv_row_bytes(kv_type, kv_dim)
 
     // Activations for one chunk of n_batch tokens, row-major (token, feature).
     float *x;                    // (n_batch, n_embd) residual stream
@@ -114,7 +127,7 @@ struct lb_context {
     float *k, *v;                // (n_batch, kv_dim)
     float *att;                  // (n_batch, n_head·head_dim) attention output
     float *hb, *hb2;             // (n_batch, n_ff) gate and up projections
-    float *scores;               // (n_head, n_ctx) attention weights, one row per head
+    float *att_scratch;          // per-thread blocks of attention.c's tiles
     float *inv_freq;             // (n_rot/2) RoPE frequencies base^(-2i/n_rot)
     float *rope_cos, *rope_sin;  // (n_batch, n_rot/2) for the chunk's positions
     struct lb_matmul_scratch mm;

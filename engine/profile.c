@@ -581,9 +581,9 @@ static lb_status read_profile(struct reader *r, const yaml_node_t *root) {
         } else { // kv_cache
             const char *s = NULL;
             if ((st = get_string(r, key, v, &s))) return st;
-            if (!strcasecmp(s, "f16")) p->kv_type = LB_TYPE_F16;
-            else if (!strcasecmp(s, "f32")) p->kv_type = LB_TYPE_F32;
-            else return fail_at(r, v, LB_ERR_FORMAT, "kv_cache '%s' (expected f16 or f32)", s);
+            const int kv = lb_kv_type_from_name(s);
+            if (kv < 0) return fail_at(r, v, LB_ERR_FORMAT, "kv_cache '%s' (expected %s)", s, lb_kv_type_names());
+            p->kv_type = (lb_type)kv;
         }
         if (st) return st;
     }

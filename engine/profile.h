@@ -83,7 +83,7 @@ struct lb_profile {
     const struct lb_method *method;
     bool pure;          // only overrides and the fallback change the method's type
     lb_type fallback;   // LB_TYPE_COUNT: llama.cpp's fallback chain
-    lb_type kv_type;    // LB_TYPE_F16 or LB_TYPE_F32
+    lb_type kv_type;    // LB_TYPE_F16, F32, Q8_0 or E4M3 (kv.h)
     struct lb_override *overrides;
     int n_overrides;
     enum lb_method_kind kind;   // how the method quantizes (lb_method_kind_of)

@@ -37,6 +37,7 @@ struct lb_threadpool {
     _Atomic uint64_t claim;     // generation << 32 | next index to hand out
     atomic_int_fast64_t done;   // indices finished in this generation
     atomic_uint generation;
+    atomic_int started;         // workers that have taken their index (threadpool_thread_index)
     bool stop;
 };
 
@@ -61,8 +62,14 @@ static void run_tasks(struct lb_threadpool *p, unsigned gen) {
     }
 }
 
+// This thread's index in its pool (0: not a worker, i.e. a caller).
+static __thread int thread_index;
+
+int threadpool_thread_index(void) { return thread_index; }
+
 static void *worker_main(void *arg) {
     struct lb_threadpool *p = arg;
+    thread_index = atomic_fetch_add(&p->started, 1) + 1;
     unsigned seen = 0;
     for (;;) {
         // Spin a little: the next dispatch usually follows within microseconds.

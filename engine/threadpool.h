@@ -19,5 +19,8 @@ struct lb_threadpool *threadpool_new(int n_threads);
 void threadpool_free(struct lb_threadpool *pool);
 int threadpool_size(const struct lb_threadpool *pool);
 void threadpool_run(struct lb_threadpool *pool, lb_task_fn fn, void *arg, int64_t n);
+// Inside a task: 0 on the thread that called threadpool_run, i + 1 on the
+// pool's worker i; always < threadpool_size. For per-thread scratch buffers.
+int threadpool_thread_index(void);
 
 #endif

@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "blocks.h"
+#include "kv.h"
 #include "llm_int8.h"
 #include "quants.h"
 
@@ -258,6 +259,13 @@ const struct lb_type_traits lb_type_traits[LB_TYPE_COUNT] = {
         .description = "LLM_INT8: LLM.int8() vector-wise int8, one absmax scale per row (fp16, repeated in each "
                        "block of 32); input columns that are outliers in calibration activations are kept in F16 "
                        "as NAME.outlier_w [k, rows] with their indices in NAME.outlier_cols [k]",
+    },
+    // A KV cache element type (kv.h): no dot product, so no weight can have it.
+    [LB_TYPE_E4M3] = {
+        .name = "E4M3", .block_size = 1, .type_size = 1, .bpw = 8.0f,
+        .to_float = lb_dequantize_row_e4m3, .from_float_ref = lb_quantize_row_e4m3_ref,
+        .tolerance = 0.04f, .exact_requant = true,
+        .description = "FP8 E4M3 (bias 7, saturating at 448, no scale): KV cache elements",
     },
 };
 

@@ -25,6 +25,14 @@ typedef float (*lb_vec_dot_fn)(int64_t n, const void *w, const void *a);
 // one activation row; out[k] is row k's dot product. Decode is bound by cache
 // misses in flight, and four rows read at once are four memory streams.
 typedef void (*lb_vec_dot4_fn)(int64_t n, const void *w, size_t stride, const void *a, float out[4]);
+// Attention blocks (attention.c), all f32, d a multiple of 8 for SIMD tables:
+// s[i·lds + j] = q_i · k_j for i < nq, j < nk (q, k rows of d, contiguous);
+typedef void (*lb_attn_scores_fn)(int d, int nq, const float *q, int nk, const float *k, float *s, int lds);
+// o = o · alpha + Σ_{j < nk} p[j] · v_j (v rows of d, contiguous).
+typedef void (*lb_attn_accum_fn)(int d, int nk, const float *p, const float *v, float alpha, float *o);
+// Eight interleaved rows (one x8 group, repack.h) against n activation rows.
+typedef void (*lb_gemm_x8_fn)(int64_t cols, const void *group, const void *act, size_t act_stride,
+                              const int32_t *aux, size_t aux_stride, int n, float *y, size_t ldy);
 
 struct lb_type_traits {
     const char *name;           // NULL: no type has this id
@@ -57,6 +65,9 @@ struct lb_kernels {
     lb_from_float_fn from_float[LB_TYPE_COUNT]; // activation quantizers (Q8_0, Q8_1, Q8_K)
     lb_to_float_fn to_float[LB_TYPE_COUNT];     // row conversions on hot paths (F16 KV cache, F16 GEMM tiles)
     lb_vec_dot4_fn vec_dot4[LB_TYPE_COUNT];     // optional 4-row dot products (NULL: use vec_dot per row)
+    lb_gemm_x8_fn gemm_x8[LB_TYPE_COUNT];       // packed 8-row groups (repack.h); every ISA has all of them
+    lb_attn_scores_fn attn_scores;              // attention.c; NULL: the scalar reference
+    lb_attn_accum_fn attn_accum;
 };
 const struct lb_kernels *lb_kernels(void);
 

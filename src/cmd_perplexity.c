@@ -33,6 +33,7 @@ static void usage(FILE *out) {
             "      --chunks N            score at most N chunks (default: all)\n"
             "      --save-logits FILE    save the log-probabilities, as the base for --kld-base\n"
             "      --kld-base FILE       compare with saved log-probabilities: KL divergence, top-1 agreement\n"
+            "      --kv-type T           KV cache elements: f16 (default, or the profile's), f32, q8_0, fp8\n"
             "  -t, --threads N           (default: the machine's cores)\n"
             "      --json                print one JSON object: ppl, ppl_stderr, kld_mean, kld_p99,\n"
             "                            top1_agreement, tokens\n");
@@ -41,12 +42,14 @@ static void usage(FILE *out) {
 struct ppl_opts {
     const char *model, *tokenizer, *text, *profile, *save, *base;
     long n_ctx, chunks, threads;
+    int kv_type;        // -1: the profile's (or f16)
     bool json;
 };
 
 static int parse(int argc, char **argv, struct ppl_opts *o) {
     const char *C = "perplexity";
     o->n_ctx = 512;
+    o->kv_type = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
 #define VALUE() if (!(v = cli_value(C, argc, argv, &i))) return 2
@@ -80,6 +83,12 @@ static int parse(int argc, char **argv, struct ppl_opts *o) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             VALUE();
             if (!cli_int(C, a, v, 1, 1024, &o->threads)) return 2;
+        } else if (!strcmp(a, "--kv-type")) {
+            VALUE();
+            if ((o->kv_type = lb_kv_type_from_name(v)) < 0) {
+                fprintf(stderr, "lowbit perplexity: --kv-type: '%s' (expected %s)\n", v, lb_kv_type_names());
+                return 2;
+            }
         } else if (!strcmp(a, "--json")) {
             o->json = true;
         } else {
@@ -212,6 +221,7 @@ int cmd_perplexity(int argc, char **argv) {
         }
         kv_type = lb_profile_kv_type(profile);
     }
+    if (o.kv_type >= 0) kv_type = (lb_type)o.kv_type;
 
     // Tokenize the whole text, as llama.cpp's common_tokenize(..., add_special=true).
     int n_tok = lb_tokenize(model, text, (int)text_len, hp->add_bos, false, NULL, 0);

@@ -31,7 +31,7 @@ static void usage(FILE *out) {
             "      --seed S              (default: from the clock, printed to stderr)\n"
             "      --stop STR            stop before STR (repeatable)\n"
             "      --ignore-eos          keep generating past end-of-generation tokens\n"
-            "      --kv-type f16|f32     KV cache element type (default f16, or the profile's)\n"
+            "      --kv-type T           KV cache elements: f16 (default, or the profile's), f32, q8_0, fp8\n"
             "      --profile NAME|FILE   quantize the weights at load time (see lowbit-profile(5))\n"
             "  -t, --threads N           (default: the machine's cores)\n"
             "      --json                print one JSON object instead of streaming\n"
@@ -140,12 +140,12 @@ static int parse(int argc, char **argv, struct run_opts *o) {
         } else if (!strcmp(a, "--kv-type")) {
             VALUE();
             o->kv_type_given = true;
-            if (!strcmp(v, "f16")) o->kv_type = LB_TYPE_F16;
-            else if (!strcmp(v, "f32")) o->kv_type = LB_TYPE_F32;
-            else {
-                fprintf(stderr, "lowbit run: --kv-type: '%s' (expected f16 or f32)\n", v);
+            const int kv = lb_kv_type_from_name(v);
+            if (kv < 0) {
+                fprintf(stderr, "lowbit run: --kv-type: '%s' (expected %s)\n", v, lb_kv_type_names());
                 return 2;
             }
+            o->kv_type = (lb_type)kv;
         } else if (!strcmp(a, "--draft")) {
             VALUE();
             o->draft = v;

@@ -84,6 +84,20 @@ for r in rows:
 assert rows[1]["size_bytes"] < rows[0]["size_bytes"] / 2 and rows[1]["bpw"] < rows[0]["bpw"], rows
 EOF2
 check "bench: an unknown profile is an error (1)" status_is 1 "$LOWBIT" bench -m "$M/stories260K.gguf" --profile nonesuch -p 4 -n 2 -r 1
+# bench --kv-type: the cache's bytes follow the element type (F16 2, Q8_0 34/32, fp8 1 byte per element).
+for kv in f16 q8_0 fp8; do
+    "$LOWBIT" bench -m "$M/stories260K.gguf" --kv-type $kv -p 8 -n 4 -r 1 --json >"$tmp/kv-$kv.json" 2>/dev/null
+done
+check "bench --kv-type q8_0/fp8: kv_type and smaller kv_bytes in the JSON" python3 - "$tmp" <<'EOF2'
+import json, os, sys
+r = {kv: json.load(open(os.path.join(sys.argv[1], f"kv-{kv}.json")))[0] for kv in ("f16", "q8_0", "fp8")}
+assert [r[k]["kv_type"] for k in ("f16", "q8_0", "fp8")] == ["F16", "Q8_0", "E4M3"], r
+assert r["q8_0"]["kv_bytes"] * 64 == r["f16"]["kv_bytes"] * 34 and r["fp8"]["kv_bytes"] * 2 == r["f16"]["kv_bytes"], r
+EOF2
+"$LOWBIT" bench -m "$M/stories260K.gguf" -d 100 -p 8 -n 4 -r 1 --json >"$tmp/depth.json" 2>/dev/null
+check "bench -d 100: runs at depth, n_depth in the JSON" python3 -c \
+    "import json,sys; r=json.load(open(sys.argv[1]))[0]; assert r['n_depth']==100 and r['tg_tps']>0 and r['pp_tps']>0" "$tmp/depth.json"
+check "bench --kv-type q4_0 is a usage error (2)" status_is 2 "$LOWBIT" bench -m "$M/stories260K.gguf" --kv-type q4_0 -p 4 -n 2 -r 1
 
 # Finding the model without -m.
 mkdir -p "$tmp/xdg/lowbit/models"

@@ -135,6 +135,28 @@ static void test_shipped_gptq_profiles(void **state) {
     lb_profile_free(p);
 }
 
+// kv_cache takes every KV cache element type (kv.h), in any case.
+static void test_kv_cache_types(void **state) {
+    (void)state;
+    static const struct { const char *text; lb_type type; } cases[] = {
+        {"name: x\nmethod: q4_0\nkv_cache: q8_0\n", LB_TYPE_Q8_0},
+        {"name: x\nmethod: q4_0\nkv_cache: FP8\n", LB_TYPE_E4M3},
+        {"name: x\nmethod: q4_0\nkv_cache: f32\n", LB_TYPE_F32},
+        {"name: x\nmethod: q4_0\n", LB_TYPE_F16},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/kv.yaml", tmpdir);
+        write_text(path, cases[i].text);
+        lb_error err = {0};
+        lb_profile *p = NULL;
+        if (lb_profile_load(&p, path, &err) != LB_OK) fail_msg("%s", err.msg);
+        assert_int_equal(lb_profile_kv_type(p), cases[i].type);
+        lb_profile_free(p);
+        unlink(path);
+    }
+}
+
 // By name, the shipped profile is found (the source tree is searched last).
 static void test_find_by_name(void **state) {
     (void)state;
@@ -192,7 +214,7 @@ static void test_bad_profiles(void **state) {
         {"name: x\nmethod: f16\nfallback: q8_0\n",
          "3:11: fallback Q8_0 is never used: method 'f16' and the overrides have no blocks (expected no "
          "fallback)"},
-        {"name: x\nmethod: q4_0\nkv_cache: q8_0\n", "3:11: kv_cache 'q8_0' (expected f16 or f32)"},
+        {"name: x\nmethod: q4_0\nkv_cache: q4_0\n", "3:11: kv_cache 'q4_0' (expected f16, f32, q8_0 or fp8)"},
         {"name: a\nname: b\nmethod: f16\n", "2:1: key 'name' given twice (first at line 1)"},
         {"name: x\n", "1:1: no 'method' (required)"},
         {"method: f16\n", "1:1: no 'name' (required)"},
@@ -330,6 +352,7 @@ int main(void) {
         cmocka_unit_test(test_shipped_lowbit_profiles),
         cmocka_unit_test(test_find_by_name),
         cmocka_unit_test(test_shipped_gptq_profiles),
+        cmocka_unit_test(test_kv_cache_types),
         cmocka_unit_test(test_bad_profiles),
         cmocka_unit_test(test_yaml_syntax_error),
         cmocka_unit_test(test_missing_file),

@@ -392,10 +392,11 @@ static void test_odd_inputs(void **state) {
         assert_true(round_trip(t, x, y, n) <= tt->tolerance);
 
         // Huge values, still inside fp16 range for every scale field: the
-        // relative error must not change with the scale.
+        // relative error must not change with the scale. (E4M3 has no scale:
+        // it saturates at 448 by design; tests/test_kv.c checks that.)
         fill_gaussian(&r, x, n, 1e4f);
         const double err = round_trip(t, x, y, n);
-        assert_true(err <= tt->tolerance);
+        if (t != LB_TYPE_E4M3) assert_true(err <= tt->tolerance);
 
         // One outlier 50 sigma out: it must survive (the scale follows it)
         // and nothing may overflow.
