@@ -500,8 +500,9 @@ typedef enum lb_speculative_rule {
 
 typedef struct lb_speculative_params {
     int32_t draft_max;   // most tokens drafted per step, 0..LB_SPECULATIVE_MAX_DRAFT (default 8)
-    bool adaptive;       // K starts at draft_max, +2 after a step whose K drafts were all
-                         // accepted, -1 (at least 1) after a rejection (default true)
+    bool adaptive;       // choose K (1..draft_max) each step for the most tokens per second,
+                         // from the measured acceptance rate, draft cost and verification
+                         // cost; false: always draft_max (default true)
     float draft_min_p;   // stop drafting before a token the draft gives less than this
                          // probability (softmax of its logits at temperature 1); 0: off (default)
     lb_speculative_rule rule; // LB_SPECULATIVE_EXACT except in tests

@@ -16,6 +16,7 @@
 #include "model.h"
 
 #include "internal.h"
+#include "kernels_batch.h"
 #include "llm_int8.h"
 #include "repack.h"
 #include "types.h"
@@ -51,6 +52,7 @@ struct rows_task {
     int n;
     lb_vec_dot_fn dot;
     lb_vec_dot4_fn dot4;    // NULL when the ISA has no 4-row kernel for the type
+    lb_dot_batch_fn batch;  // small-batch kernel (kernels_batch.h), or NULL
 };
 
 static void rows_chunk(void *arg, int64_t chunk) {
@@ -74,6 +76,16 @@ static void rows_chunk(void *arg, int64_t chunk) {
     }
 }
 
+// The same rows for 2..15 tokens: each weight row is read and unpacked once
+// for all of them, with results bit-identical to rows_chunk's.
+static void batch_chunk(void *arg, int64_t chunk) {
+    const struct rows_task *t = arg;
+    const int64_t r0 = chunk * ROWS_PER_CHUNK;
+    const int rows = (int)(r0 + ROWS_PER_CHUNK < t->w->rows ? ROWS_PER_CHUNK : t->w->rows - r0);
+    t->batch(t->w->cols, (const char *)t->w->data + (size_t)r0 * t->w_row_bytes, t->w_row_bytes, rows,
+             t->dot4 ? rows / 4 * 4 : 0, t->act, t->act_row_bytes, t->n, t->y + r0, (size_t)t->w->rows);
+}
+
 struct quantize_task {
     const float *x;
     int64_t cols;
@@ -92,7 +104,7 @@ static lb_status matmul_rows(struct lb_threadpool *pool, struct lb_matmul_scratc
     const lb_type vt = lb_type_traits[w->type].vec_dot_type;
     struct rows_task t = {
         .w = w, .w_row_bytes = lb_type_row_bytes(w->type, w->cols), .y = y, .n = n, .dot = lb_kernel_vec_dot(w->type),
-        .dot4 = lb_kernels()->vec_dot4[w->type]};
+        .dot4 = lb_kernels()->vec_dot4[w->type], .batch = n >= 2 && n < SGEMM_MIN_BATCH ? lb_kernel_dot_batch(w->type) : NULL};
     if (vt == LB_TYPE_F32) {
         t.act = (const char *)x;
         t.act_row_bytes = (size_t)w->cols * sizeof(float);
@@ -104,7 +116,7 @@ static lb_status matmul_rows(struct lb_threadpool *pool, struct lb_matmul_scratc
         threadpool_run(pool, quantize_row_task, &q, n);
         t.act = s->act;
     }
-    threadpool_run(pool, rows_chunk, &t, (w->rows + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK);
+    threadpool_run(pool, t.batch ? batch_chunk : rows_chunk, &t, (w->rows + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK);
     return LB_OK;
 }
 

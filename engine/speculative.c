@@ -37,15 +37,37 @@
  *
  * Where the time goes: the draft's K single-token forwards and the target's
  * one (K+1)-token forward. For a memory-bound target a small batch costs
- * little more than one token, so every accepted token beyond the first is
+ * little more than one token (matmul's small-batch kernels read each weight
+ * once for all K+1 tokens), so every accepted token beyond the first is
  * almost free. Sampling costs O(n_vocab) per drafted token on each side.
  * Every buffer is allocated by lb_speculative_new; a step allocates nothing.
+ *
+ * Choosing K (params.adaptive). A step with K drafts yields on average
+ * E(K) = 1 + a + ... + a^K tokens when each draft passes with probability a,
+ * and costs K draft tokens plus one verification of K+1 tokens. A draft that
+ * is cheap next to its target wants a large K; a self-draft that costs half
+ * a target token wants 2 or 3. So K is the one that maximizes E(K) / cost(K),
+ * from three measured quantities: a (the recent acceptance rate), the
+ * draft's seconds per token, and the verification time as a line in the
+ * batch size (a least-squares fit over past steps). The first two steps use
+ * K = draft_max and draft_max / 4 to get two points on that line; while the
+ * fit has too little spread in batch size, the HF transformers heuristic
+ * moves K instead (+2 after a step whose drafts all passed, -1 after a
+ * rejection).
  */
 #include "internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+// The measurements the adaptive K is chosen from (see the top of the file).
+struct spec_cost {
+    double draft_tok_s;            // draft seconds per drafted token, moving average (0: none yet)
+    double w, n, nn, t, nt;        // decayed sums over verifications of 1, tokens, tokens², s, tokens·s
+    double yes, no;                // decayed counts of drafts accepted / of rejections
+    int64_t steps;                 // steps observed
+};
 
 struct lb_speculative {
     lb_context *target, *draft;    // borrowed
@@ -67,6 +89,8 @@ struct lb_speculative {
     float *draft_logits;           // [n_vocab]
     float *p;                      // [n_vocab] p_i
     float *residual;               // [n_vocab] max(0, p_i - q_i)
+
+    struct spec_cost cost;         // what K is chosen from
 
     lb_speculative_stats stats;
 };
@@ -363,12 +387,70 @@ static int judge(lb_speculative *s, int k, int32_t *next) {
     return k;
 }
 
-// The HF transformers heuristic: +2 after a step whose K drafts all passed,
-// -1 after a rejection.
+// --- choosing K ------------------------------------------------------------------------
+
+enum { COST_EXPLORE_STEPS = 2 };
+static const double VERIFY_DECAY = 0.98, DRAFT_DECAY = 0.8, ACCEPT_DECAY = 0.9;
+
+// 1 + a + ... + a^k: expected tokens from a step of k drafts.
+static double expected_tokens(double a, int k) {
+    double e = 1.0, p = 1.0;
+    for (int i = 0; i < k; i++) e += (p *= a);
+    return e;
+}
+
+// Record a step: k drafts asked for, `drafted` made in draft_s seconds,
+// `accepted` of them passed, a verification of drafted + 1 tokens took verify_s.
+static void cost_observe(lb_speculative *s, int drafted, int accepted, double draft_s, double verify_s) {
+    struct spec_cost *c = &s->cost;
+    const double n = drafted + 1;
+    c->w = VERIFY_DECAY * c->w + 1.0;
+    c->n = VERIFY_DECAY * c->n + n;
+    c->nn = VERIFY_DECAY * c->nn + n * n;
+    c->t = VERIFY_DECAY * c->t + verify_s;
+    c->nt = VERIFY_DECAY * c->nt + n * verify_s;
+    if (drafted > 0) {
+        const double per = draft_s / drafted;
+        c->draft_tok_s = c->draft_tok_s > 0 ? DRAFT_DECAY * c->draft_tok_s + (1 - DRAFT_DECAY) * per : per;
+    }
+    c->yes = ACCEPT_DECAY * c->yes + accepted;
+    c->no = ACCEPT_DECAY * c->no + (accepted < drafted ? 1 : 0);
+    c->steps++;
+}
+
+// The K with the most expected tokens per second, or -1 while the costs are
+// not known well enough to say.
+static int cost_best_k(const lb_speculative *s) {
+    const struct spec_cost *c = &s->cost;
+    if (c->w <= 0 || c->draft_tok_s <= 0) return -1;
+    const double mean = c->n / c->w, var = c->nn / c->w - mean * mean;
+    if (var < 0.5) return -1; // verification sizes too alike to fit a slope
+    double slope = (c->nt / c->w - mean * (c->t / c->w)) / var;
+    if (slope < 0) slope = 0;
+    const double intercept = c->t / c->w - slope * mean;
+    const double a = (c->yes + 1.0) / (c->yes + c->no + 2.0); // smoothed: never exactly 0 or 1
+    int best = 1;
+    double best_rate = 0;
+    for (int k = 1; k <= s->params.draft_max; k++) {
+        const double cost = intercept + slope * (k + 1) + k * c->draft_tok_s;
+        const double rate = cost > 0 ? expected_tokens(a, k) / cost : 0;
+        if (rate > best_rate) best_rate = rate, best = k;
+    }
+    return best;
+}
+
 static void adapt_k(lb_speculative *s, int k_used, int drafted, int accepted) {
-    if (!s->params.adaptive || drafted == 0) return;
-    if (accepted == drafted && drafted == k_used) {
-        s->k = s->k + 2 < s->params.draft_max ? s->k + 2 : s->params.draft_max;
+    if (!s->params.adaptive) return;
+    const int kmax = s->params.draft_max;
+    if (s->cost.steps < COST_EXPLORE_STEPS) {
+        s->k = kmax / 4 > 1 ? kmax / 4 : 1; // a second, smaller batch to measure
+        return;
+    }
+    const int best = cost_best_k(s);
+    if (best > 0) {
+        s->k = best;
+    } else if (drafted > 0 && accepted == drafted && drafted == k_used) {
+        s->k = s->k + 2 < kmax ? s->k + 2 : kmax;
     } else if (accepted < drafted) {
         s->k = s->k > 1 ? s->k - 1 : 1;
     }
@@ -396,10 +478,12 @@ lb_status lb_speculative_step(lb_speculative *s, int32_t *out, int cap, int *n_o
     const int32_t d_before = lb_context_n_past(s->draft);
     int drafted = 0;
     lb_status st = LB_OK;
+    double draft_s = 0;
     if (k > 0) {
         const double td = lb_time_s();
         st = draft_tokens(s, k, &drafted, err);
-        s->stats.draft_s += lb_time_s() - td;
+        draft_s = lb_time_s() - td;
+        s->stats.draft_s += draft_s;
         if (st != LB_OK) {
             if (lb_context_n_past(s->draft) > d_before) lb_kv_cache_truncate(s->draft, d_before, NULL);
             return st;
@@ -411,7 +495,8 @@ lb_status lb_speculative_step(lb_speculative *s, int32_t *out, int cap, int *n_o
     for (int i = 0; i <= drafted; i++) s->pos[i] = n - 1 + i;
     const double tt = lb_time_s();
     st = lb_forward(s->target, s->batch, s->pos, drafted + 1, s->want, s->target_logits, err);
-    s->stats.target_s += lb_time_s() - tt;
+    const double verify_s = lb_time_s() - tt;
+    s->stats.target_s += verify_s;
     if (st != LB_OK) {
         if (lb_context_n_past(s->draft) > d_before) lb_kv_cache_truncate(s->draft, d_before, NULL);
         return st;
@@ -431,6 +516,7 @@ lb_status lb_speculative_step(lb_speculative *s, int32_t *out, int cap, int *n_o
     if (lb_context_n_past(s->draft) > n + accepted) lb_kv_cache_truncate(s->draft, n + accepted, NULL);
     *n_out = accepted + 1;
 
+    if (k > 0) cost_observe(s, drafted, accepted, draft_s, verify_s);
     adapt_k(s, k, drafted, accepted);
     s->stats.n_steps++;
     s->stats.n_drafted += drafted;

@@ -37,6 +37,8 @@ static void usage(FILE *out) {
             "      --json                print one JSON object instead of streaming\n"
             "speculative decoding (output distribution unchanged; greedy output identical):\n"
             "      --draft FILE          draft model with the same vocabulary\n"
+            "      --draft-tokenizer FILE  tokenizer.bin for a llama2.c draft (default: --tokenizer, then\n"
+            "                            beside the draft)\n"
             "      --draft-profile NAME  quantize the draft (default: the model itself) with a profile\n"
             "                            or tensor type: q8_0, q4_0, q4_k, q2_k ... (self-speculation)\n"
             "      --draft-max K         most tokens drafted per step (default 8)\n"
@@ -53,6 +55,7 @@ struct run_opts {
     const char *stops[MAX_STOPS];
     int n_stops;
     const char *draft, *draft_profile;  // speculative decoding when either is given
+    const char *draft_tokenizer;
     lb_speculative_params spec;
 };
 
@@ -149,6 +152,9 @@ static int parse(int argc, char **argv, struct run_opts *o) {
         } else if (!strcmp(a, "--draft")) {
             VALUE();
             o->draft = v;
+        } else if (!strcmp(a, "--draft-tokenizer")) {
+            VALUE();
+            o->draft_tokenizer = v;
         } else if (!strcmp(a, "--draft-profile")) {
             VALUE();
             o->draft_profile = v;
@@ -246,9 +252,12 @@ static bool output_flush(struct output *o, const struct run_opts *opt, bool fina
 // --- speculative decoding --------------------------------------------------------
 
 // The draft: --draft FILE, else the model's own file; re-quantized when
-// --draft-profile names a profile (lb_profile_find) or a tensor type.
+// --draft-profile names a profile (lb_profile_find) or a tensor type. A
+// llama2.c draft reads --draft-tokenizer, else the target's --tokenizer (the
+// vocabularies must be the same), else tokenizer.bin beside it.
 static lb_model *open_draft(const struct run_opts *o, const lb_model *target) {
-    lb_model *d = cli_open_model(o->draft ? o->draft : lb_model_path(target), o->draft ? NULL : o->tokenizer);
+    const char *tok = o->draft && o->draft_tokenizer ? o->draft_tokenizer : o->tokenizer;
+    lb_model *d = cli_open_model(o->draft ? o->draft : lb_model_path(target), tok);
     if (!d || !o->draft_profile) return d;
     if (!cli_apply_profile("run --draft-profile", d, o->draft_profile)) {
         lb_model_free(d);

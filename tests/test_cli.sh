@@ -126,5 +126,35 @@ for c in run info tokenize bench quantize perplexity chat; do
 done
 check "unknown command (2)" status_is 2 "$LOWBIT" frobnicate
 
+# Speculative decoding (issue 6): greedy text unchanged, statistics in the JSON.
+"$LOWBIT" run -m "$M/stories260K.gguf" -p "" -n 72 --temp 0 --draft "$M/stories260K.bin" \
+    --draft-tokenizer "$M/tok512.bin" >"$tmp/spec_bin.txt" 2>"$tmp/spec_bin.err"
+check "run --draft (llama2.c, --draft-tokenizer): same greedy text" cmp -s "$tmp/gguf.txt" "$tmp/spec_bin.txt"
+check "run --draft: statistics on stderr" contains "$tmp/spec_bin.err" "acceptance 100.0%"
+"$LOWBIT" run -m "$M/stories260K.gguf" -p "Once upon a time" -n 40 --temp 0 --json >"$tmp/plain40.json" 2>/dev/null
+"$LOWBIT" run -m "$M/stories260K.gguf" -p "Once upon a time" -n 40 --temp 0 --json --draft-profile q4_0 \
+    --draft-max 5 >"$tmp/spec.json" 2>/dev/null
+check "run --draft-profile --json: same ids as plain greedy, speculative statistics" \
+    python3 - "$tmp/plain40.json" "$tmp/spec.json" <<'EOF3'
+import json, sys
+plain, spec = (json.load(open(f)) for f in sys.argv[1:3])
+assert spec["ids"] == plain["ids"], (spec["ids"], plain["ids"])
+s = spec["speculative"]
+assert s["draft_profile"] == "q4_0" and s["draft_max"] == 5
+assert s["drafted"] >= s["accepted"] >= 0 and s["generated"] == s["accepted"] + s["steps"] == len(spec["ids"])
+assert abs(s["acceptance_rate"] - s["accepted"] / s["drafted"]) < 1e-3
+assert abs(s["mean_accepted"] - s["accepted"] / s["steps"]) < 1e-2
+assert s["plain_decode_tps"] > 0 and abs(s["speedup"] - spec["decode_tps"] / s["plain_decode_tps"]) < 1e-2
+EOF3
+python3 - "$M/stories260K.gguf" "$tmp/renamed.gguf" <<'EOF4'
+import sys
+b = open(sys.argv[1], "rb").read()
+open(sys.argv[2], "wb").write(b.replace(b"<unk>", b"<unK>", 1))
+EOF4
+"$LOWBIT" run -m "$M/stories260K.gguf" -p x --draft "$tmp/renamed.gguf" 2>"$tmp/vocab.err" >/dev/null
+check "run --draft with another vocabulary: one-line error naming the token" bash -c \
+    "grep -q \"token 0 is '<unK>' (expected '<unk>'\" '$tmp/vocab.err' && [ \$(wc -l <'$tmp/vocab.err') -eq 1 ]"
+check "run --draft-max out of range (2)" status_is 2 "$LOWBIT" run -m "$M/stories260K.gguf" -p x --draft-max 65
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

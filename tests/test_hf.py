@@ -77,8 +77,7 @@ PROMPT = ("The quick brown fox jumps over the lazy dog while the cat sleeps quie
 
 
 def llama_bin():
-    for d in (os.environ.get("LLAMA_BIN"), "/tmp/lowbit-bench/llama.cpp-build/bin",
-              "/tmp/llamacpp/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin"):
+    for d in (os.environ.get("LLAMA_BIN"), "/tmp/lowbit-bench/llama.cpp-build/bin"):
         if d and os.path.isfile(os.path.join(d, "llama-perplexity")):
             return d
     return None

@@ -2,13 +2,13 @@
 # test_perplexity.sh — `lowbit perplexity` on the real stories260K model
 # (../shared/models; exit 77 when absent) and a TinyStories-like text written
 # here. With llama.cpp's llama-perplexity ($LLAMA_BIN, or the build at
-# /tmp/llamacpp/...), our PPL must equal the one it prints within 1e-3
+# /tmp/lowbit-bench/llama.cpp-build/bin), our PPL must equal the one it prints within 1e-3
 # relative; in any case the KL divergence must behave: 0 and top-1 1.0
 # against itself, > 0 for a quantized profile, and larger for Q4_0 than Q8_0.
 set -u
 LOWBIT=${LOWBIT:-./lowbit}
 M=${SHARED_MODELS:-../shared/models}
-LLAMA_BIN=${LLAMA_BIN:-/tmp/llamacpp/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin}
+LLAMA_BIN=${LLAMA_BIN:-/tmp/lowbit-bench/llama.cpp-build/bin}
 pass=0 fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -10,7 +10,7 @@ For each profile the output is read back with gguf.GGUFReader and checked:
   LLAMA_FTYPE for the profile and general.quantization_version is 2;
 - `lowbit run` loads and runs the file, and `lowbit run --profile` on the
   F32 input generates the same tokens.
-With $LLAMA_BIN (a llama.cpp build/bin; default: the build in /tmp/llamacpp
+With $LLAMA_BIN (a llama.cpp build/bin; default: the build in /tmp/lowbit-bench/llama.cpp-build
 when present): llama-quantize must write the same types and the same bytes
 for every tensor, and llama-simple/llama-cli must load and run the Q4_K_M file.
 
@@ -36,7 +36,7 @@ from gguf import GGMLQuantizationType as QT  # noqa: E402
 import make_test_model as MTM  # noqa: E402
 
 LOWBIT = T.tool("lowbit") or T.bail("lowbit not built")
-LLAMA_BIN = os.environ.get("LLAMA_BIN") or "/tmp/llamacpp/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin"
+LLAMA_BIN = os.environ.get("LLAMA_BIN") or "/tmp/lowbit-bench/llama.cpp-build/bin"
 
 
 def run(cmd, timeout=120):

@@ -10,8 +10,11 @@
  *   often rejected).
  *
  * What is shown:
+ * 0. A verification batch (F16, Q8_0, Q4_0 targets; scalar and AVX2) gives
+ *    bit for bit the logits of decoding its tokens one at a time.
  * 1. Greedy output with any draft, at any K, with or without the adaptive K,
- *    with or without penalties, is token-identical to plain greedy decoding.
+ *    with or without penalties, with an F32 or an F16 target, on both ISAs
+ *    for the latter, is token-identical to plain greedy decoding.
  * 2. With temperature > 0 the first tokens follow the target's distribution:
  *    the exact joint probabilities are enumerated from the target, and
  *    thousands of seeded runs pass a chi-square test at the 0.1% level. Plain
@@ -204,6 +207,56 @@ static double check_greedy_identity(lb_model *target, lb_model *draft, const lb_
     return drafted ? (double)accepted / (double)drafted : 0.0;
 }
 
+// --- 0. a verification batch gives the logits of decoding one token at a time --------------
+
+// The greedy guarantee rests on this: the target's K+1-token verification pass
+// (matmul's small-batch kernels) computes, for each token, bit for bit what
+// decoding it alone computes. For F16 and the quantized types that have such
+// kernels, on every ISA.
+static const lb_type BATCH_TYPES[] = {LB_TYPE_F16, LB_TYPE_Q8_0, LB_TYPE_Q4_0};
+static const char *const ISAS[] = {"scalar", "avx2"};
+
+static void test_batch_logits_bit_identical(void **state) {
+    REQUIRE_SHARED();
+    lb_error err = {0};
+    int checked = 0;
+    for (int isa = 0; isa < 2; isa++) {
+        if (!lb_cpu_select(ISAS[isa])) continue;
+        for (size_t ti = 0; ti < sizeof BATCH_TYPES / sizeof BATCH_TYPES[0]; ti++) {
+            lb_model *m = self_draft(BATCH_TYPES[ti]);
+            const int V = lb_model_hparams(m)->n_vocab;
+            int32_t toks[64];
+            const int n_tok = tokenize(m, "Once upon a time, there was a little girl named Lily. She loved", toks, 64);
+            const int prefix = 4;
+            assert_true(n_tok >= prefix + 15);
+            float *batch = malloc(sizeof(float) * (size_t)V * 15), *one = malloc(sizeof(float) * (size_t)V * 15);
+            int32_t pos[15];
+            bool want[15];
+            for (int n = 2; n <= 15; n++) {
+                lb_context *a = open_context(m, N_CTX, LB_TYPE_F16, 2), *b = open_context(m, N_CTX, LB_TYPE_F16, 2);
+                assert_int_equal(lb_decode(a, toks, prefix, one, &err), LB_OK);
+                assert_int_equal(lb_decode(b, toks, prefix, one, &err), LB_OK);
+                for (int i = 0; i < n; i++) pos[i] = prefix + i, want[i] = true;
+                assert_int_equal(lb_forward(a, toks + prefix, pos, n, want, batch, &err), LB_OK);
+                for (int i = 0; i < n; i++)
+                    assert_int_equal(lb_decode(b, toks + prefix + i, 1, one + (size_t)i * V, &err), LB_OK);
+                if (memcmp(batch, one, sizeof(float) * (size_t)V * (size_t)n) != 0)
+                    fail_msg("%s, %s target: a batch of %d tokens differs from decoding them one by one", ISAS[isa],
+                             lb_type_name(BATCH_TYPES[ti]), n);
+                lb_context_free(a);
+                lb_context_free(b);
+                checked++;
+            }
+            free(batch);
+            free(one);
+            lb_model_free(m);
+        }
+    }
+    print_message("%d batches bit-identical to one-token decoding\n", checked);
+    assert_true(checked >= 14 * 3);
+    lb_cpu_select("auto");
+}
+
 // --- 1. greedy is token-identical ------------------------------------------------------
 
 static void test_greedy_self_draft_identical(void **state) {
@@ -218,6 +271,25 @@ static void test_greedy_self_draft_identical(void **state) {
         assert_true(rate > 0.5); // a close copy of the target mostly agrees with it
         lb_model_free(draft);
     }
+    lb_model_free(target);
+}
+
+// An F16 target, so that every verification goes through the F16
+// small-batch kernel (and its per-token fallback for the 172-wide rows), on
+// both ISAs.
+static void test_greedy_f16_target_identical(void **state) {
+    REQUIRE_SHARED();
+    lb_model *target = self_draft(LB_TYPE_F16);
+    lb_model *draft = self_draft(LB_TYPE_Q4_0);
+    lb_sampler_params sp = greedy_params();
+    for (int isa = 0; isa < 2; isa++) {
+        if (!lb_cpu_select(ISAS[isa])) continue;
+        double rate = check_greedy_identity(target, draft, &sp);
+        print_message("%s: F16 target, self-draft Q4_0: greedy identical, acceptance %.3f\n", ISAS[isa], rate);
+        assert_true(rate > 0.5);
+    }
+    lb_cpu_select("auto");
+    lb_model_free(draft);
     lb_model_free(target);
 }
 
@@ -344,6 +416,7 @@ static void test_stats(void **state) {
     lb_sampler_params sp = greedy_params();
     lb_speculative_params params = lb_speculative_default_params();
     params.draft_max = 6;
+    params.adaptive = false; // K fixed, so the step count is known
     int32_t prompt[64], out[MAX_GEN];
     const int n_prompt = tokenize(target, PROMPTS[1], prompt, 64);
     lb_speculative_stats st = spec_generate(target, bin, &sp, &params, prompt, n_prompt, 70, out);
@@ -667,7 +740,9 @@ static void test_bad_arguments(void **state) {
 int main(void) {
     if (!lbtest_init("test-speculative")) return 1;
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_logits_bit_identical),
         cmocka_unit_test(test_greedy_self_draft_identical),
+        cmocka_unit_test(test_greedy_f16_target_identical),
         cmocka_unit_test(test_greedy_separate_draft_identical),
         cmocka_unit_test(test_greedy_with_penalties_identical),
         cmocka_unit_test(test_truncate_and_feed),

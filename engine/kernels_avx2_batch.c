@@ -1,0 +1,399 @@
+/*
+ * kernels_avx2_batch.c — AVX2 small-batch kernels (kernels_batch.h): weight
+ * rows against n activation rows, each weight block loaded and unpacked once.
+ * Compiled with -mavx2 -mfma -mf16c into libkernels_avx2.a and only called
+ * when lb_kernels() is the AVX2 table.
+ *
+ * Versions, each bit-identical per (row, token) to the AVX2 single-token
+ * kernel named (tests/test_matmul_batch.c compares them):
+ *   F16   rows in four-row groups: vec_dot4_f16's two 8-lane chains per row
+ *         (elements 16i..16i+7 and 16i+8..16i+15); the block of 16 is
+ *         converted once and multiplied into up to 6 tokens' chains, all 12
+ *         accumulators in registers. Other rows, and rows whose length is not
+ *         a multiple of 16, call the single-token kernels per token.
+ *   Q8_0, Q4_0   vec_dot_q8_0 / vec_dot_q4_0: |w| and the codes of a block are
+ *         made once; per token the sign trick, maddubs, one FMA per block.
+ *   Q4_K, Q6_K   vec_dot_q4_K / vec_dot_q6_K: scales and codes of a
+ *         super-block unpacked once to the stack; per token the integer sums
+ *         and the same scalar float epilogue.
+ * Where the time goes: with the weights unpacked once, a token costs only its
+ * multiply-adds (F16: one FMA per 8 weights), so at K + 1 <= 9 tokens on two
+ * cores the product stays close to the time to read the weights.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+
+#include "kernels_batch.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#include "blocks.h"
+#include "fp16.h"
+#include "quants.h"
+
+// ---------------------------------------------------------------------------
+// Helpers (the same as kernels_avx2.c's; kept private to each file).
+
+static inline float fp16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+
+static inline float hsum_f32x8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int hsum_i32x8(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+static inline __m256 load_f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+// 16 bytes of nibbles -> 32 bytes: low nibbles (elements 0-15), then high (16-31).
+static inline __m256i unpack_nibbles_32(const uint8_t *p) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)p);
+    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+
+// Token groups: n tokens in ceil(n / max) groups of nearly equal size.
+static inline int group_size(int n, int max) {
+    const int groups = (n + max - 1) / max;
+    return (n + groups - 1) / groups;
+}
+
+// ---------------------------------------------------------------------------
+// F16 × f32
+
+enum {
+    F16_TOKENS = 6,   // 2 chains × 6 tokens + 2 weight vectors: 14 of 16 registers
+    F16_SPAN = 256,   // columns per pass: 16 rows' weights (8 KiB) and up to 16
+                      // tokens' activations (16 KiB) stay in L1 for the pass
+    F16_ROWS = 16,    // rows and tokens whose chains are kept between passes
+    F16_BATCH = 16,
+};
+
+// Columns [c0, c0 + 16·steps) of one row into T tokens' chains,
+// vec_dot4_f16's arithmetic: chain 0 of a token takes elements 16i..16i+7,
+// chain 1 16i+8..16i+15, and its dot product is hsum(chain 0 + chain 1).
+// The activations come packed (see f16_block): step s of token t is the 16
+// floats at ys + 16·(T·s + t).
+static inline __attribute__((always_inline)) void f16_span(const uint16_t *x, int steps, const float *ys, int T,
+                                                           __m256 (*acc)[2]) {
+    __m256 lo[F16_TOKENS], hi[F16_TOKENS];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        lo[t] = acc[t][0];
+        hi[t] = acc[t][1];
+    }
+    for (int s = 0; s < steps; s++, x += 16, ys += 16 * T) {
+        const __m256 w0 = load_f16x8(x), w1 = load_f16x8(x + 8);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            lo[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(ys + 16 * t), lo[t]);
+            hi[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(ys + 16 * t + 8), hi[t]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        acc[t][0] = lo[t];
+        acc[t][1] = hi[t];
+    }
+}
+
+// T as a constant, so that the chains live in registers during a span.
+static void f16_span_tokens(const uint16_t *x, int steps, const float *ys, int T, __m256 (*acc)[2]) {
+    switch (T) {
+    case 1: f16_span(x, steps, ys, 1, acc); break;
+    case 2: f16_span(x, steps, ys, 2, acc); break;
+    case 3: f16_span(x, steps, ys, 3, acc); break;
+    case 4: f16_span(x, steps, ys, 4, acc); break;
+    case 5: f16_span(x, steps, ys, 5, acc); break;
+    default: f16_span(x, steps, ys, 6, acc); break;
+    }
+}
+
+// Rows [0, rows) (at most F16_ROWS, length a multiple of 16) against tokens
+// [0, n) (at most F16_BATCH). Columns go in spans; for each span and group of
+// tokens the activations are first copied into one small buffer in the
+// order the span reads them (activation rows sit a multiple of 4 KiB apart,
+// and reading several at once thrashes L1's sets). The chains wait in `acc`
+// between spans, which leaves each chain's sequence of FMAs, and so its
+// result, unchanged.
+static void f16_block(int64_t cols, const void *w, size_t w_stride, int rows, const char *a, size_t a_stride, int n,
+                      float *y, size_t ldy) {
+    __m256 acc[F16_ROWS][F16_BATCH][2];
+    float ys[F16_SPAN * F16_TOKENS] __attribute__((aligned(32)));
+    for (int r = 0; r < rows; r++)
+        for (int t = 0; t < n; t++) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
+    const int g = group_size(n, F16_TOKENS);
+    for (int64_t c0 = 0; c0 < cols; c0 += F16_SPAN) {
+        const int steps = (int)((c0 + F16_SPAN < cols ? F16_SPAN : cols - c0) / 16);
+        for (int t0 = 0; t0 < n; t0 += g) {
+            const int T = n - t0 < g ? n - t0 : g;
+            for (int t = 0; t < T; t++) {
+                const float *src = (const float *)(a + (size_t)(t0 + t) * a_stride) + c0;
+                for (int s = 0; s < steps; s++) {
+                    _mm256_store_ps(ys + 16 * (T * s + t), _mm256_loadu_ps(src + 16 * s));
+                    _mm256_store_ps(ys + 16 * (T * s + t) + 8, _mm256_loadu_ps(src + 16 * s + 8));
+                }
+            }
+            for (int r = 0; r < rows; r++)
+                f16_span_tokens((const uint16_t *)((const char *)w + (size_t)r * w_stride) + c0, steps, ys, T,
+                                acc[r] + t0);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int t = 0; t < n; t++) y[(size_t)t * ldy + r] = hsum_f32x8(_mm256_add_ps(acc[r][t][0], acc[r][t][1]));
+}
+
+static void dot_batch_f16(int64_t cols, const void *w, size_t w_stride, int rows, int quad, const void *a,
+                          size_t a_stride, int n, float *y, size_t ldy) {
+    int r = 0;
+    if (cols % 16 == 0) {
+        for (; r < quad; r += F16_ROWS) {
+            const int nr = quad - r < F16_ROWS ? quad - r : F16_ROWS;
+            for (int t0 = 0; t0 < n; t0 += F16_BATCH)
+                f16_block(cols, (const char *)w + (size_t)r * w_stride, w_stride, nr,
+                          (const char *)a + (size_t)t0 * a_stride, a_stride, n - t0 < F16_BATCH ? n - t0 : F16_BATCH,
+                          y + (size_t)t0 * ldy + r, ldy);
+        }
+        r = quad;
+    }
+    // The rest as the single-token path computes them, one token at a time:
+    // four-row groups of rows whose length is not a multiple of 16, then the
+    // rows after the last group.
+    for (; r < quad; r += 4) {
+        const char *x = (const char *)w + (size_t)r * w_stride;
+        for (int t = 0; t < n; t++) {
+            float out[4];
+            lb_kernels_avx2.vec_dot4[LB_TYPE_F16](cols, x, w_stride, (const char *)a + (size_t)t * a_stride, out);
+            for (int k = 0; k < 4; k++) y[(size_t)t * ldy + r + k] = out[k];
+        }
+    }
+    for (; r < rows; r++) {
+        const char *x = (const char *)w + (size_t)r * w_stride;
+        for (int t = 0; t < n; t++)
+            y[(size_t)t * ldy + r] = lb_kernels_avx2.vec_dot[LB_TYPE_F16](cols, x, (const char *)a + (size_t)t * a_stride);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 32-element blocks against Q8_0: per block and token, as vec_dot_q8_0 does,
+// acc = fma(d_w · d_y, (float)Σ w·y, acc); the sum of w·y with the sign
+// trick, maddubs(|w|, sign(y, w)), where |w| is computed once per block.
+
+enum { Q8_TOKENS = 8 };
+
+static inline __attribute__((always_inline)) void q8_block_tokens(__m256i q, float xd, const char *a, size_t a_stride,
+                                                                  int64_t i, int T, __m256 *acc) {
+    const __m256i aq = _mm256_sign_epi8(q, q), ones = _mm256_set1_epi16(1);
+    #pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        const block_q8_0 *yb = (const block_q8_0 *)(a + (size_t)t * a_stride) + i;
+        const __m256 d = _mm256_set1_ps(xd * fp16_to_f32(yb->d));
+        const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(load256(yb->qs), q)), ones);
+        acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc[t]);
+    }
+}
+
+// One row of Q8_0 (is_q4 0) or Q4_0 (is_q4 1) blocks against T tokens.
+static inline __attribute__((always_inline)) void q8_row(int64_t cols, const void *x, int is_q4, const char *a,
+                                                         size_t a_stride, int T, float *out, size_t ldy) {
+    __m256 acc[Q8_TOKENS];
+    #pragma GCC unroll 16
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < cols / QK8_0; i++) {
+        if (is_q4) {
+            const block_q4_0 *b = (const block_q4_0 *)x + i;
+            const __m256i q = _mm256_sub_epi8(unpack_nibbles_32(b->qs), _mm256_set1_epi8(8));
+            q8_block_tokens(q, fp16_to_f32(b->d), a, a_stride, i, T, acc);
+        } else {
+            const block_q8_0 *b = (const block_q8_0 *)x + i;
+            q8_block_tokens(load256(b->qs), fp16_to_f32(b->d), a, a_stride, i, T, acc);
+        }
+    }
+    #pragma GCC unroll 16
+    for (int t = 0; t < T; t++) out[(size_t)t * ldy] = hsum_f32x8(acc[t]);
+}
+
+#define Q8_ROW_CASES(is_q4)                                                  \
+    switch (T) {                                                             \
+    case 1: q8_row(cols, x, is_q4, a, a_stride, 1, out, ldy); break;         \
+    case 2: q8_row(cols, x, is_q4, a, a_stride, 2, out, ldy); break;         \
+    case 3: q8_row(cols, x, is_q4, a, a_stride, 3, out, ldy); break;         \
+    case 4: q8_row(cols, x, is_q4, a, a_stride, 4, out, ldy); break;         \
+    case 5: q8_row(cols, x, is_q4, a, a_stride, 5, out, ldy); break;         \
+    case 6: q8_row(cols, x, is_q4, a, a_stride, 6, out, ldy); break;         \
+    case 7: q8_row(cols, x, is_q4, a, a_stride, 7, out, ldy); break;         \
+    default: q8_row(cols, x, is_q4, a, a_stride, 8, out, ldy); break;        \
+    }
+
+static void q8_0_row_tokens(int64_t cols, const void *x, const char *a, size_t a_stride, int T, float *out,
+                            size_t ldy) {
+    Q8_ROW_CASES(0)
+}
+
+static void q4_0_row_tokens(int64_t cols, const void *x, const char *a, size_t a_stride, int T, float *out,
+                            size_t ldy) {
+    Q8_ROW_CASES(1)
+}
+
+typedef void (*row_tokens_fn)(int64_t cols, const void *x, const char *a, size_t a_stride, int T, float *out,
+                              size_t ldy);
+
+// Every row against every token, in groups of at most max_t tokens.
+static inline void rows_by_groups(row_tokens_fn fn, int max_t, int64_t cols, const void *w, size_t w_stride,
+                                  int rows, const void *a, size_t a_stride, int n, float *y, size_t ldy) {
+    const int g = group_size(n, max_t);
+    for (int r = 0; r < rows; r++) {
+        const char *x = (const char *)w + (size_t)r * w_stride;
+        for (int t0 = 0; t0 < n; t0 += g)
+            fn(cols, x, (const char *)a + (size_t)t0 * a_stride, a_stride, n - t0 < g ? n - t0 : g,
+               y + (size_t)t0 * ldy + r, ldy);
+    }
+}
+
+static void dot_batch_q8_0(int64_t cols, const void *w, size_t w_stride, int rows, int quad, const void *a,
+                           size_t a_stride, int n, float *y, size_t ldy) {
+    (void)quad;
+    rows_by_groups(q8_0_row_tokens, Q8_TOKENS, cols, w, w_stride, rows, a, a_stride, n, y, ldy);
+}
+
+static void dot_batch_q4_0(int64_t cols, const void *w, size_t w_stride, int rows, int quad, const void *a,
+                           size_t a_stride, int n, float *y, size_t ldy) {
+    (void)quad;
+    rows_by_groups(q4_0_row_tokens, Q8_TOKENS, cols, w, w_stride, rows, a, a_stride, n, y, ldy);
+}
+
+// ---------------------------------------------------------------------------
+// k-quants against Q8_K. A super-block's 8 code vectors and their scales are
+// unpacked to the stack once; per token each is one maddubs + madd. The
+// integer sums equal the single-token kernels' exactly, and the float
+// epilogue is written as theirs is, so the compiler emits the same operations.
+
+enum { K_TOKENS = 16 };
+
+struct k_unpacked {
+    __m256i codes[8];  // unsigned codes of 32 elements each, in activation order
+    __m256i scales[8]; // int16 multipliers for the maddubs pairs of each code vector
+};
+
+// As q4_K_block in kernels_avx2.c: d·isum − dmin·summs, which gcc compiles
+// there (-mfma) to one fused d·isum − (dmin·summs), the sum then added
+// separately. Written out with fmaf so that no compiler choice can differ.
+static inline void q4_K_epilogue(const block_q4_K *x, const block_q8_K *y, int isum, int summs, float *sum) {
+    const float d = y->d * fp16_to_f32(x->d);
+    const float dmin = y->d * fp16_to_f32(x->dmin);
+    *sum += fmaf(d, (float)isum, -(dmin * (float)summs));
+}
+
+static void q4_K_row_tokens(int64_t cols, const void *xv, const char *a, size_t a_stride, int T, float *out,
+                            size_t ldy) {
+    const block_q4_K *x = xv;
+    const __m256i mask4 = _mm256_set1_epi8(0x0F);
+    float sum[K_TOKENS] = {0};
+    struct k_unpacked u;
+    for (int64_t i = 0; i < cols / QK_K; i++) {
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; j++) lb_get_scale_min_k4(j, x[i].scales, &sc[j], &m[j]);
+        for (int c = 0; c < 4; c++) { // sub-blocks 2c (low nibbles) and 2c+1 (high)
+            const __m256i q = load256(x[i].qs + 32 * c);
+            u.codes[2 * c] = _mm256_and_si256(q, mask4);
+            u.codes[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask4);
+            u.scales[2 * c] = _mm256_set1_epi16((short)sc[2 * c]);
+            u.scales[2 * c + 1] = _mm256_set1_epi16((short)sc[2 * c + 1]);
+        }
+        // m[j] against the pair bsums[2j], bsums[2j+1]: one madd gives the 8 terms.
+        const __m256i mins = _mm256_setr_epi16(m[0], m[0], m[1], m[1], m[2], m[2], m[3], m[3], m[4], m[4], m[5], m[5],
+                                               m[6], m[6], m[7], m[7]);
+    #pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+            const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * a_stride) + i;
+            __m256i acc = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++)
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u.codes[j], load256(yb->qs + 32 * j)),
+                                                              u.scales[j]));
+            const int summs = hsum_i32x8(_mm256_madd_epi16(load256(yb->bsums), mins));
+            q4_K_epilogue(&x[i], yb, hsum_i32x8(acc), summs, &sum[t]);
+        }
+    }
+    #pragma GCC unroll 16
+    for (int t = 0; t < T; t++) out[(size_t)t * ldy] = sum[t];
+}
+
+// As q6_K_block in kernels_avx2.c: sum += d_w · d_y · isum, the last product
+// fused with the add (as gcc compiles it there).
+static inline void q6_K_epilogue(const block_q6_K *x, const block_q8_K *y, int isum, float *sum) {
+    *sum = fmaf(fp16_to_f32(x->d) * y->d, (float)isum, *sum);
+}
+
+static void q6_K_row_tokens(int64_t cols, const void *xv, const char *a, size_t a_stride, int T, float *out,
+                            size_t ldy) {
+    const block_q6_K *x = xv;
+    const __m256i mask4 = _mm256_set1_epi8(0x0F);
+    float sum[K_TOKENS] = {0};
+    struct k_unpacked u;
+    for (int64_t i = 0; i < cols / QK_K; i++) {
+        const int8_t *sc = x[i].scales;
+        for (int half = 0; half < 2; half++) {
+            const __m256i ql0 = load256(x[i].ql + 64 * half);
+            const __m256i ql1 = load256(x[i].ql + 64 * half + 32);
+            const __m256i qh = load256(x[i].qh + 32 * half);
+            __m256i *codes = u.codes + 4 * half; // code + 32 in 0..63, quarters of this half
+            codes[0] = _mm256_or_si256(_mm256_and_si256(ql0, mask4),
+                                       _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+            codes[1] = _mm256_or_si256(_mm256_and_si256(ql1, mask4),
+                                       _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
+            codes[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), mask4),
+                                       _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+            codes[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask4),
+                                       _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xC0)), 2));
+            for (int k = 0; k < 4; k++) { // 16-element sub-blocks j and j+1 in the two lanes
+                const int j = 8 * half + 2 * k;
+                u.scales[4 * half + k] = _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]));
+            }
+        }
+        // The offset of 32 in the codes comes back out through Σ sc[j]·bsums[j].
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+    #pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+            const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * a_stride) + i;
+            __m256i acc = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++)
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u.codes[j], load256(yb->qs + 32 * j)),
+                                                              u.scales[j]));
+            const int offset = hsum_i32x8(_mm256_madd_epi16(load256(yb->bsums), sc16));
+            q6_K_epilogue(&x[i], yb, hsum_i32x8(acc) - 32 * offset, &sum[t]);
+        }
+    }
+    #pragma GCC unroll 16
+    for (int t = 0; t < T; t++) out[(size_t)t * ldy] = sum[t];
+}
+
+static void dot_batch_q4_K(int64_t cols, const void *w, size_t w_stride, int rows, int quad, const void *a,
+                           size_t a_stride, int n, float *y, size_t ldy) {
+    (void)quad;
+    rows_by_groups(q4_K_row_tokens, K_TOKENS, cols, w, w_stride, rows, a, a_stride, n, y, ldy);
+}
+
+static void dot_batch_q6_K(int64_t cols, const void *w, size_t w_stride, int rows, int quad, const void *a,
+                           size_t a_stride, int n, float *y, size_t ldy) {
+    (void)quad;
+    rows_by_groups(q6_K_row_tokens, K_TOKENS, cols, w, w_stride, rows, a, a_stride, n, y, ldy);
+}
+
+const lb_dot_batch_fn lb_dot_batch_avx2[LB_TYPE_COUNT] = {
+    [LB_TYPE_F16] = dot_batch_f16,
+    [LB_TYPE_Q8_0] = dot_batch_q8_0,
+    [LB_TYPE_Q4_0] = dot_batch_q4_0,
+    [LB_TYPE_Q4_K] = dot_batch_q4_K,
+    [LB_TYPE_Q6_K] = dot_batch_q6_K,
+};
+
+#endif // x86
