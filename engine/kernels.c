@@ -16,6 +16,7 @@
 #include "llm_int8.h"
 #include "quants.h"
 #include "attention.h"
+#include "model.h"
 #include "repack.h"
 
 // The scalar table names the reference functions explicitly (rather than
@@ -56,6 +57,7 @@ const struct lb_kernels lb_kernels_scalar = {
         [LB_TYPE_Q4_K] = lb_gemm_x8_q4_K_ref,
         [LB_TYPE_Q6_K] = lb_gemm_x8_q6_K_ref,
     },
+    .gemm_f16 = lb_gemm_f16_ref,
     .attn_scores = lb_attn_scores_ref,
     .attn_accum = lb_attn_accum_ref,
 };

@@ -32,6 +32,7 @@
 #include "kernels_avx2_int.h"
 #include "quants.h"
 #include "attention.h"
+#include "model.h"
 #include "repack.h"
 
 // ---------------------------------------------------------------------------
@@ -675,6 +676,7 @@ const struct lb_kernels lb_kernels_avx2 = {
         [LB_TYPE_Q4_K] = lb_gemm_x8_q4_K_avx2,
         [LB_TYPE_Q6_K] = lb_gemm_x8_q6_K_avx2,
     },
+    .gemm_f16 = lb_gemm_f16_avx2,       // kernels_avx2_gemm.c
     .attn_scores = lb_attn_scores_avx2, // kernels_avx2_attn.c
     .attn_accum = lb_attn_accum_avx2,
 };

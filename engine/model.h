@@ -100,9 +100,13 @@ struct lb_matmul_scratch {
 lb_status matmul(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w,
                  const float *x, float *y, int n, lb_error *err);
 void matmul_scratch_free(struct lb_matmul_scratch *s);
-// Float weights, n >= 16 (matmul_float.c): OpenBLAS on per-thread tiles of rows.
+// Float weights, n >= 16 (matmul_float.c): F16 through the kernel table's
+// gemm_f16, F32/BF16 through OpenBLAS on per-thread tiles of rows.
 lb_status matmul_float_gemm(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w,
                             const float *x, float *y, int n, lb_error *err);
+// The AVX2 gemm_f16 (kernels_avx2_gemm.c); the scalar reference is in quants.h.
+void lb_gemm_f16_avx2(int64_t k, int nr, const void *w, size_t ws, int n, const float *x, size_t xs, float *y,
+                      size_t ldy);
 
 // ----------------------------------------------------------------------------
 // Context (context.c: lifecycle and KV cache; forward.c: the math)

@@ -14,6 +14,7 @@
 #ifndef LB_QUANTS_H
 #define LB_QUANTS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "blocks.h"
@@ -48,6 +49,8 @@ float lb_vec_dot_q4_1_q8_1(int64_t n, const void *w, const void *a);
 float lb_vec_dot_q5_0_q8_0(int64_t n, const void *w, const void *a);
 float lb_vec_dot_q5_1_q8_1(int64_t n, const void *w, const void *a);
 float lb_vec_dot_q8_0_q8_0(int64_t n, const void *w, const void *a);
+void lb_gemm_f16_ref(int64_t k, int nr, const void *w, size_t ws, int n, const float *x, size_t xs, float *y,
+                     size_t ldy);
 
 // --- quants_k.c ------------------------------------------------------------
 

@@ -360,3 +360,15 @@ float lb_vec_dot_q8_0_q8_0(int64_t n, const void *w, const void *a) {
     }
     return sum;
 }
+
+// F16 rows times f32 rows, every pair (the gemm_f16 of the kernel table, types.h).
+void lb_gemm_f16_ref(int64_t k, int nr, const void *w, size_t ws, int n, const float *x, size_t xs, float *y,
+                     size_t ldy) {
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < nr; r++) {
+            const lb_fp16 *wr = (const lb_fp16 *)((const char *)w + (size_t)r * ws);
+            float sum = 0.0f;
+            for (int64_t c = 0; c < k; c++) sum += lb_fp16_to_f32(wr[c]) * x[(size_t)t * xs + c];
+            y[(size_t)t * ldy + r] = sum;
+        }
+}

@@ -30,6 +30,10 @@ typedef void (*lb_vec_dot4_fn)(int64_t n, const void *w, size_t stride, const vo
 typedef void (*lb_attn_scores_fn)(int d, int nq, const float *q, int nk, const float *k, float *s, int lds);
 // o = o · alpha + Σ_{j < nk} p[j] · v_j (v rows of d, contiguous).
 typedef void (*lb_attn_accum_fn)(int d, int nk, const float *p, const float *v, float alpha, float *o);
+// F16 weights times f32 activations (matmul_float.c): y[t·ldy + r] = w_r · x_t
+// for r < nr (rows ws bytes apart), t < n (rows xs floats apart), k columns.
+typedef void (*lb_gemm_f16_fn)(int64_t k, int nr, const void *w, size_t ws, int n, const float *x, size_t xs,
+                               float *y, size_t ldy);
 // Eight interleaved rows (one x8 group, repack.h) against n activation rows.
 typedef void (*lb_gemm_x8_fn)(int64_t cols, const void *group, const void *act, size_t act_stride,
                               const int32_t *aux, size_t aux_stride, int n, float *y, size_t ldy);
@@ -66,6 +70,7 @@ struct lb_kernels {
     lb_to_float_fn to_float[LB_TYPE_COUNT];     // row conversions on hot paths (F16 KV cache, F16 GEMM tiles)
     lb_vec_dot4_fn vec_dot4[LB_TYPE_COUNT];     // optional 4-row dot products (NULL: use vec_dot per row)
     lb_gemm_x8_fn gemm_x8[LB_TYPE_COUNT];       // packed 8-row groups (repack.h); every ISA has all of them
+    lb_gemm_f16_fn gemm_f16;                    // matmul_float.c; NULL: the scalar reference
     lb_attn_scores_fn attn_scores;              // attention.c; NULL: the scalar reference
     lb_attn_accum_fn attn_accum;
 };
