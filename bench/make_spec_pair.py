@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make_spec_pair.py — a target / draft pair for the speculative decoding benchmark.
 
-    bench/make_spec_pair.py OUT_DIR [--layers 12] [--eps 0.1] [--seed 7] [--source stories260K.gguf]
+    bench/make_spec_pair.py OUT_DIR [--layers 12] [--eps 0.6] [--seed 7] [--source stories260K.gguf]
 
 Writes, all F16, LLaMA architecture, stories260K's 512-token vocabulary (so lowbit and
 llama.cpp read the same files and accept them as a pair):
@@ -27,7 +27,7 @@ lifted into a larger one:
   that each writes a vector of about --eps times a token embedding's length into the
   residual stream. --eps sets how far the target moves from stories260K;
 - the draft is stories260K lifted the same way with no filler: it computes stories260K
-  (to F16 rounding), 1/50 of the target's bytes.
+  (to F16 rounding), 1/37 of the target's bytes.
 So the target's next-token distributions are a trained model's (peaked where the story
 is predictable), perturbed; a self-draft (`lowbit run --draft-profile q4_0`) sees the
 quantization error of dense F16 matrices; the separate draft is the unperturbed small
@@ -189,7 +189,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir")
     ap.add_argument("--layers", type=int, default=12)
-    ap.add_argument("--eps", type=float, default=0.1)
+    ap.add_argument("--eps", type=float, default=0.6)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--source", default=SRC_DEFAULT)
     a = ap.parse_args()

@@ -7,18 +7,24 @@
  * Versions, each bit-identical per (row, token) to the AVX2 single-token
  * kernel named (tests/test_matmul_batch.c compares them):
  *   F16   rows in four-row groups: vec_dot4_f16's two 8-lane chains per row
- *         (elements 16i..16i+7 and 16i+8..16i+15); the block of 16 is
- *         converted once and multiplied into up to 6 tokens' chains, all 12
- *         accumulators in registers. Other rows, and rows whose length is not
- *         a multiple of 16, call the single-token kernels per token.
+ *         (elements 16i..16i+7 and 16i+8..16i+15); each block of 16 weights
+ *         is converted once and multiplied into up to 6 tokens' chains, all
+ *         12 accumulators in registers. Columns go in spans of 256 so that
+ *         the activations, packed per span, are read from L1. Other rows, and
+ *         rows whose length is not a multiple of 16, call the single-token
+ *         kernels per token.
  *   Q8_0, Q4_0   vec_dot_q8_0 / vec_dot_q4_0: |w| and the codes of a block are
  *         made once; per token the sign trick, maddubs, one FMA per block.
  *   Q4_K, Q6_K   vec_dot_q4_K / vec_dot_q6_K: scales and codes of a
  *         super-block unpacked once to the stack; per token the integer sums
  *         and the same scalar float epilogue.
  * Where the time goes: with the weights unpacked once, a token costs only its
- * multiply-adds (F16: one FMA per 8 weights), so at K + 1 <= 9 tokens on two
- * cores the product stays close to the time to read the weights.
+ * multiply-adds (F16: one FMA, with its activation load, per 8 weights; about
+ * 3.5 G FMA/s on one core here, 70% of what FMAs with a memory operand reach).
+ * On this project's 2-core machine that makes an F16 token of a 1.2 GB model
+ * cost about a fifth of reading its weights, so a verification batch of 4
+ * costs 1.3-1.9 decodes (bench/matbatch; BENCHMARKS.md): compute and the
+ * memory reads overlap only in part.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -72,8 +78,8 @@ static inline int group_size(int n, int max) {
 
 enum {
     F16_TOKENS = 6,   // 2 chains × 6 tokens + 2 weight vectors: 14 of 16 registers
-    F16_SPAN = 256,   // columns per pass: 16 rows' weights (8 KiB) and up to 16
-                      // tokens' activations (16 KiB) stay in L1 for the pass
+    F16_SPAN = 256,   // columns per pass: 16 rows' weights (8 KiB) and a group of
+                      // tokens' packed activations (6 KiB) stay in L1 for the pass
     F16_ROWS = 16,    // rows and tokens whose chains are kept between passes
     F16_BATCH = 16,
 };

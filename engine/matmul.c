@@ -4,13 +4,17 @@
  * is spent here.
  *
  * Two paths:
- * - Quantized weights (and float weights at batch size 1): the activations
+ * - Quantized weights (and float weights below 16 tokens): the activations
  *   are converted once to the type's vec_dot_type (Q8_0, Q8_1, Q8_K or f32),
  *   then each thread takes a chunk of weight rows and computes the dot
  *   product of each row with every activation row while the weight row is in
- *   cache. Decoding reads every weight byte exactly once.
- * - Float weights (F32, F16, BF16) with 16 or more tokens: OpenBLAS sgemm on
- *   tiles of rows (matmul_float.c).
+ *   cache. Decoding reads every weight byte exactly once. For 2..15 tokens
+ *   (a speculative verification batch) types with a small-batch kernel
+ *   (kernels_batch.h: F16, Q8_0, Q4_0, Q4_K, Q6_K) also convert or unpack
+ *   each weight block once for all the tokens; their results are
+ *   bit-identical to one token at a time.
+ * - Float weights (F32, F16, BF16) with 16 or more tokens: matmul_float.c
+ *   (F16 register tiles, OpenBLAS sgemm for F32/BF16).
  * - Weights packed in 8-row groups (repack.h): matmul_x8.c.
  */
 #include "model.h"

@@ -90,7 +90,8 @@ float *model_alloc_f32(struct lb_model *m, size_t n);
 // ----------------------------------------------------------------------------
 // matmul.c: y = W·x for a batch. X is (n, cols) f32 row-major, Y is (n, rows).
 // Activations are converted once to the weight type's vec_dot_type; rows are
-// split across the pool. Float weights with n > 1 use OpenBLAS sgemm.
+// split across the pool. Float weights with n >= 16 use OpenBLAS sgemm; below
+// 16 tokens every token's outputs are bit-identical to computing it alone.
 struct lb_matmul_scratch {
     void *act;       // converted activations
     size_t act_cap;
