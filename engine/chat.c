@@ -662,7 +662,7 @@ lb_status lb_chat_step(lb_chat *c, char *piece, size_t cap, bool *done, lb_error
     int32_t tok = -1;
     lb_status st = c->spec ? spec_next(c, &tok, err) : LB_OK;
     if (!c->spec) tok = lb_sampler_sample(c->smp, c->logits);
-    if (st != LB_OK || lb_token_is_eog(c->model, tok)) {
+    if (st != LB_OK || (!c->p.ignore_eos && lb_token_is_eog(c->model, tok))) {
         c->done = true;
     } else {
         if (!c->spec) lb_sampler_accept(c->smp, tok);

@@ -713,6 +713,7 @@ typedef struct lb_chat_params {
     lb_type kv_type;     // LB_TYPE_F16 (default), F32, Q8_0 or E4M3, as lb_context_params
     int32_t n_predict;   // most tokens per reply (default 512)
     int32_t kld_every;   // measure the live KL divergence every N generated tokens; 0: off (default 16)
+    bool ignore_eos;     // keep writing past end-of-generation tokens, up to n_predict
     // Called on the re-quantization thread after each tensor of a profile
     // switch, once the stats show `fraction` (for tests and tools that watch
     // or pace a switch); NULL: none. Its return value is ignored.

@@ -24,6 +24,7 @@ static void usage(FILE *out) {
             "      --sessions-dir DIR  where sessions are kept (default $XDG_DATA_HOME/lowbit/sessions)\n"
             "  -c, --ctx-size N        context size (default: trained length, at most 4096)\n"
             "  -n, --n-predict N       most tokens per reply (default 512)\n"
+            "      --ignore-eos        keep writing past end-of-generation tokens, up to -n\n"
             "      --kld-every N       sample the live KL divergence every N tokens, 0 = off (default 16)\n"
             "  -t, --threads N         (default: the machine's cores)\n"
             "      --plain             line REPL even on a terminal\n");
@@ -86,6 +87,8 @@ int cmd_chat(int argc, char **argv) {
             VALUE();
             if (!cli_int(C, a, v, 1, 1024, &n)) return 2;
             o.n_threads = (int)n;
+        } else if (!strcmp(a, "--ignore-eos")) {
+            o.ignore_eos = true;
         } else if (!strcmp(a, "--plain")) {
             plain = true;
         } else {

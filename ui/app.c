@@ -296,6 +296,7 @@ bool app_open(struct app *a, const struct app_options *opt) {
     cp.n_threads = opt->n_threads;
     if (opt->n_predict) cp.n_predict = opt->n_predict;
     if (opt->kld_every >= 0) cp.kld_every = opt->kld_every;
+    cp.ignore_eos = opt->ignore_eos;
     if (a->switch_delay_us) {
         cp.on_switch_progress = slow_switch;
         cp.on_switch_user = a;

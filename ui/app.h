@@ -28,6 +28,7 @@ struct app_options {
     const char *session;       // --session NAME: open (or create) this one
     const char *sessions_dir;  // NULL: $XDG_DATA_HOME/lowbit/sessions
     int n_ctx, n_threads, n_predict, kld_every;
+    bool ignore_eos;           // --ignore-eos
     const char *draft;         // --draft: draft model file (NULL: the model's own with draft_profile)
     const char *draft_profile; // --draft-profile: re-quantize the draft
 };
