@@ -44,6 +44,20 @@ static void free_f32_pool(struct lb_model *m) {
     m->norm_buf = NULL;
 }
 
+// The re-quantized weights live in an anonymous mapping, not the heap: its
+// pages cost memory once written and go back whole when it is freed. From
+// the heap, freeing one buffer of weights raised glibc's mmap threshold to
+// its size, the next switch's buffer then came from an arena that kept its
+// pages, and RSS after a few switches stood well above a fresh start's.
+static char *requant_buf_new(size_t n) {
+    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void requant_buf_free(void *p, size_t n) {
+    if (p) munmap(p, n ? n : 1);
+}
+
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
@@ -360,7 +374,7 @@ void lb_model_free(lb_model *m) {
     if (!m->gguf && m->tensors)
         for (int i = 0; i < m->n_tensors; i++) free((char *)m->tensors[i].name);
     free(m->tensors);
-    free(m->requant_buf);
+    requant_buf_free(m->requant_buf, m->requant_bytes);
     model_pack_free(m);
     free(m->path);
     free(m);
@@ -474,6 +488,13 @@ static int requant_targets(struct lb_model *m, const struct lb_weight **src, str
     return n;
 }
 
+// A matrix that keeps its source type and would not be packed is used where
+// it lies (the file's mapping) rather than copied: switching back to the
+// file's own types then holds the weights once, as a fresh start does.
+static bool shares_source(const struct lb_weight *next, const struct lb_weight *src) {
+    return next->type == src->type && !(repack_enabled() && repack_eligible(src->type, src->rows, src->cols));
+}
+
 // Re-quantize every matrix to `type`, or, when `profile` is given, to the
 // type the profile gives it (as lb_quantize_file would).
 static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *profile, lb_progress_fn progress,
@@ -517,10 +538,11 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
         // LLM.int8's outlier columns are folded back into the rows below when
         // the type changes; the new tensor has none of its own.
         if (next[i].type != src[i]->type) next[i].n_outliers = 0, next[i].outlier_cols = NULL, next[i].outlier_w = NULL;
+        if (shares_source(&next[i], src[i])) continue; // used in place: no bytes in the new buffer
         total += (size_t)next[i].rows * lb_type_row_bytes(next[i].type, next[i].cols);
         if (src[i]->cols > max_cols) max_cols = src[i]->cols;
     }
-    buf = malloc(total ? total : 1);
+    buf = requant_buf_new(total);
     row = malloc((size_t)max_cols * sizeof *row);
     if (!buf || !row) {
         st = lb_fail(err, LB_ERR_NOMEM, "requantize: out of memory for %zu bytes", total);
@@ -530,6 +552,13 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
     for (int i = 0; i < n; i++) {
         size_t src_row = lb_type_row_bytes(src[i]->type, src[i]->cols);
         size_t dst_row = lb_type_row_bytes(next[i].type, next[i].cols);
+        if (shares_source(&next[i], src[i])) {
+            if (progress && !progress((float)(i + 1) / (float)n, user)) {
+                st = lb_fail(err, LB_ERR_CANCELLED, "requantize: cancelled after %d of %d tensors", i + 1, n);
+                goto done;
+            }
+            continue; // next[i] is *src[i]: the file's bytes
+        }
         // Per-tensor types (INT8_T, INT4_T) quantize every row against the
         // tensor's max |w|: a first pass finds it.
         const lb_from_float_amax_fn per_tensor = lb_traits(next[i].type)->from_float_amax;
@@ -560,7 +589,7 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
     }
     // Into the kernels' layout, in place (target 0, the embeddings, stays in rows).
     for (int i = 1; i < n; i++)
-        if (repack_enabled() && !weight_pack_inplace(&next[i])) {
+        if (repack_enabled() && !shares_source(&next[i], src[i]) && !weight_pack_inplace(&next[i])) {
             st = lb_fail(err, LB_ERR_NOMEM, "requantize: out of memory");
             goto done;
         }
@@ -568,12 +597,18 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
     for (int i = 0; i < n; i++) *dst[i] = next[i];
     if (m->hp.tied_output) m->output = m->tok_embd;
     model_pack_free(m);
-    free(m->requant_buf);
+    requant_buf_free(m->requant_buf, m->requant_bytes);
     m->requant_buf = buf;
     m->requant_bytes = total;
     buf = NULL;
+    // Reading the sources faulted the file's pages in; every matrix now has a
+    // copy in requant_buf, so they would only count twice in RSS (switching
+    // to the source type held 2x the weights against a fresh start's 1x).
+    for (int i = 0; i < n; i++)
+        if (!shares_source(&next[i], src[i]))
+            model_drop_file_pages(m, src[i]->data, (size_t)src[i]->rows * lb_type_row_bytes(src[i]->type, src[i]->cols));
 done:
-    free(buf);
+    requant_buf_free(buf, total);
     free(row);
     free(src);
     free(dst);

@@ -122,7 +122,8 @@ struct lb_context {
 
     // KV cache: for each layer, n_ctx rows of kv_dim = n_head_kv·head_dim
     // elements, keys and values in separate planes. Row p holds position p.
-    void *kv;                    // 2 · n_layer · n_ctx · kv_dim · elsize bytes
+    void *kv;                    // 2 · n_layer · n_ctx · kv_dim · elsize bytes (an anonymous mapping)
+    size_t kv_bytes;             // its length, for munmap
     size_t kv_row_bytes;         // kv_row_bytes(kv_type, kv_dim)
 
     // Activations for one chunk of n_batch tokens, row-major (token, feature).

@@ -426,6 +426,10 @@ lb_status model_pack_weights(struct lb_model *m, lb_error *err) {
     return LB_OK;
 }
 
+void model_drop_file_pages(const struct lb_model *m, const void *p, size_t n) {
+    if (in_file_mapping(m, p, n)) drop_pages(p, n);
+}
+
 void model_pack_free(struct lb_model *m) {
     if (m->pack_buf) munmap(m->pack_buf, m->pack_bytes);
     m->pack_buf = NULL;

@@ -106,6 +106,10 @@ void repack_q4_0_aux(const void *act_row, int64_t cols, int32_t *aux);
 // plain (rows are looked up, and a tied output head shares them). Idempotent.
 lb_status model_pack_weights(struct lb_model *m, lb_error *err);
 void model_pack_free(struct lb_model *m);
+// Drop the pages of [p, p + n) from memory when the range lies in the model
+// file's mapping (a no-op elsewhere): for source matrices that the live
+// weights no longer point at after a re-quantization.
+void model_drop_file_pages(const struct lb_model *m, const void *p, size_t n);
 
 // matmul for a packed weight (called by matmul() in matmul.c).
 lb_status matmul_x8(struct lb_threadpool *pool, struct lb_matmul_scratch *s, const struct lb_weight *w,
