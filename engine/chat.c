@@ -13,8 +13,9 @@
  * Threads: the caller's generating thread (begin/step/end), the caller's UI
  * thread (stats), a re-quantization thread per switch and one KL-divergence
  * thread. `lock` serialises everything that reads or writes the weights
- * pointers or the context: forward passes (the reference model's too, see
- * kld_measure) and the commit of new weights.
+ * pointers or the chat's context: its forward passes and the commit of new
+ * weights. The reference model of the KL divergence shares nothing mutable
+ * with them (see kld_measure) and runs beside them without `lock`.
  * `st_lock` guards the statistics snapshot only.
  *
  * Speculative decoding (lb_chat_set_draft). While a draft is set, an
@@ -46,6 +47,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#endif
 
 struct kld_job {
     int32_t *tokens;   // the cache's tokens when the sample was taken
@@ -53,6 +58,12 @@ struct kld_job {
     float *logits;     // (n_vocab) the active model's logits after them
     uint32_t weights_gen;
 };
+
+// The KL thread's nice value (Linux: per thread). Generation uses every core;
+// at 19 the scheduler gives the thread about 1.5 % of a core that generation
+// wants (CFS weight 15 against 1024) and all of an idle one, so samples are
+// measured mostly between replies, catching up on the new tokens in one batch.
+enum { KLD_NICE = 19 };
 
 struct lb_chat {
     lb_model *model;
@@ -105,6 +116,7 @@ struct lb_chat {
     pthread_mutex_t kld_mu;
     pthread_cond_t kld_cv;
     bool kld_quit, kld_busy;
+    bool ref_close;             // (kld_mu) the weights are the source's again: free the reference
     struct kld_job job;         // (kld_mu) pending when job.tokens != NULL
     lb_model *ref_model;        // opened lazily from the model's file: the source weights
     lb_context *ref_ctx;
@@ -195,6 +207,18 @@ void lb_chat_stats(lb_chat *c, lb_stats *out) {
 // model up to the same tokens (only the new ones are evaluated) and compares
 // the two next-token distributions at temperature 1. A sample posted while one
 // is running is skipped, so the cost never backs up into generation.
+//
+// The reference's forward passes run beside the chat's, on another core or in
+// the chat's idle time, at a low priority (KLD_NICE). Nothing mutable is
+// shared: the reference is a second lb_model (its own mapping of the file and
+// its own packed weights, which a switch of the chat's model never touches)
+// with its own context, whose KV cache, activations, matmul scratch and
+// 1-thread pool (no workers: every task runs on this thread) are its own. The
+// one library both may enter is OpenBLAS (F32 and BF16 weights, batches of 16
+// tokens or more, matmul_float.c), always single-threaded
+// (openblas_set_num_threads(1)), the mode in which matmul_float.c already
+// calls it from every pool thread at once: each call runs on its caller with
+// a buffer of its own from OpenBLAS's locked buffer pool.
 
 // Open the reference: the model file again (its weights as the file has
 // them, the source precision) and a context as long as the chat's. Called by
@@ -234,13 +258,8 @@ static void kld_measure(lb_chat *c, struct kld_job *job) {
     int keep = 0;
     while (keep < c->ref_n && keep < job->n && c->ref_tok[keep] == job->tokens[keep]) keep++;
     if (keep == job->n && keep > 0) keep--; // re-evaluate one token to get its logits
-    // The reference forward runs between two of the chat's forward passes, not
-    // beside them: both may call into the BLAS library, whose threaded builds
-    // are not safe to enter from two threads at once.
-    pthread_mutex_lock(&c->lock);
     const bool ok = lb_kv_cache_truncate(c->ref_ctx, keep, &err) == LB_OK &&
                     lb_decode(c->ref_ctx, job->tokens + keep, job->n - keep, c->ref_logits, &err) == LB_OK;
-    pthread_mutex_unlock(&c->lock);
     if (!ok) {
         c->ref_n = 0;
         lb_kv_cache_truncate(c->ref_ctx, 0, NULL);
@@ -268,12 +287,40 @@ static void kld_measure(lb_chat *c, struct kld_job *job) {
     pthread_mutex_unlock(&c->st_lock);
 }
 
+// Free the reference (the caller holds it: the KL thread, or kld_busy taken).
+static void ref_close(lb_chat *c) {
+    lb_context_free(c->ref_ctx);
+    lb_model_free(c->ref_model);
+    free(c->ref_logits);
+    free(c->ref_tok);
+    c->ref_ctx = NULL;
+    c->ref_model = NULL;
+    c->ref_logits = NULL;
+    c->ref_tok = NULL;
+    c->ref_n = c->ref_cap = 0;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void *kld_main(void *arg) {
     lb_chat *c = arg;
+#ifdef __linux__
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), KLD_NICE); // this thread only; failure is harmless
+#endif
     pthread_mutex_lock(&c->kld_mu);
     for (;;) {
-        while (!c->kld_quit && !c->job.tokens) pthread_cond_wait(&c->kld_cv, &c->kld_mu);
+        while (!c->kld_quit && !c->job.tokens && !c->ref_close) pthread_cond_wait(&c->kld_cv, &c->kld_mu);
         if (c->kld_quit) break;
+        if (c->ref_close) {
+            c->ref_close = false;
+            c->kld_busy = true;
+            pthread_mutex_unlock(&c->kld_mu);
+            ref_close(c);
+            pthread_mutex_lock(&c->kld_mu);
+            c->kld_busy = false;
+            continue;
+        }
         struct kld_job job = c->job;
         c->job = (struct kld_job){0};
         c->kld_busy = true;
@@ -286,6 +333,33 @@ static void *kld_main(void *arg) {
     }
     pthread_mutex_unlock(&c->kld_mu);
     return NULL;
+}
+
+// The weights are the source's again (a switch back to the file's types):
+// nothing is measured there, so the reference only holds memory. Free it now
+// if no sample runs, else have the KL thread free it after its sample; it is
+// opened again by the next sample after a switch away. Not while a compare
+// chat holds it.
+static void ref_drop(lb_chat *c) {
+    pthread_mutex_lock(&c->kld_mu);
+    if (c->lent) {
+        pthread_mutex_unlock(&c->kld_mu);
+        return;
+    }
+    free(c->job.tokens); // a sample of the old weights: it would not count
+    free(c->job.logits);
+    c->job = (struct kld_job){0};
+    if (c->kld_busy) {
+        c->ref_close = true;
+        pthread_mutex_unlock(&c->kld_mu);
+        return;
+    }
+    c->kld_busy = true;
+    pthread_mutex_unlock(&c->kld_mu);
+    ref_close(c);
+    pthread_mutex_lock(&c->kld_mu);
+    c->kld_busy = false;
+    pthread_mutex_unlock(&c->kld_mu);
 }
 
 // Post a sample unless one is queued or running. Called from the generating thread.
@@ -843,6 +917,7 @@ static void *rq_main(void *arg) {
         return NULL;
     }
     const double error = weight_error(c->model);
+    if (error == 0) ref_drop(c);
 #ifdef __GLIBC__
     // The old weights' buffer was just freed. glibc keeps freed memory for
     // reuse (in this thread's arena, too); give it back so that RSS shows the
@@ -1135,10 +1210,9 @@ static lb_status ref_bring(lb_chat *r, const int32_t *ids, int n, int cap, lb_er
     }
     int keep = 0;
     while (keep < r->ref_n && keep < n && r->ref_tok[keep] == ids[keep]) keep++;
-    pthread_mutex_lock(&r->lock); // see kld_measure: one forward pass at a time
+    // The caller holds the reference (ref_acquire): no lock (see kld_measure).
     lb_status st = lb_kv_cache_truncate(r->ref_ctx, keep, err);
     if (st == LB_OK && n > keep) st = lb_forward(r->ref_ctx, ids + keep, NULL, n - keep, NULL, NULL, err);
-    pthread_mutex_unlock(&r->lock);
     memcpy(r->ref_tok, ids, (size_t)n * sizeof *ids);
     r->ref_n = st == LB_OK ? n : keep;
     return st;
@@ -1297,9 +1371,7 @@ lb_status lb_chat_measure(lb_chat *c, lb_chat_template t, const lb_chat_message 
         st = lb_forward(c->ctx, ids + i0, NULL, nb, want, la, err);
         pthread_mutex_unlock(&c->lock);
         if (st != LB_OK) goto fail;
-        pthread_mutex_lock(&r->lock);
         st = lb_forward(r->ref_ctx, ids + i0, NULL, nb, want, lr, err);
-        pthread_mutex_unlock(&r->lock);
         if (st != LB_OK) {
             r->ref_n = 0;
             lb_kv_cache_truncate(r->ref_ctx, 0, NULL);

@@ -171,6 +171,128 @@ static void test_ten_switches_do_not_leak(void **state) {
     lb_model_free(m);
 }
 
+// The live KL divergence runs beside generation, sharing no lock with it.
+// Greedy replies are the same token for token with it sampling every 8 tokens
+// and with it off, and its figures are those computed offline on the same
+// tokens: the q4_0 weights and the source model, each in its own context,
+// compared after the prompt and 8, 16, ... reply tokens. The chats decode on
+// one thread, which leaves the KL thread a core to run beside them. A sample posted while
+// one runs is skipped, so which points were measured depends on timing: the
+// live means must be the means over some set of them (within the rounding of
+// how the reference split its batches), and a forward pass raced by another
+// thread would give numbers that match none.
+enum { LIVE_N = 97, LIVE_EVERY = 8, LIVE_POINTS = (LIVE_N - 1) / LIVE_EVERY };
+
+static void test_live_kl_beside_generation(void **state) {
+    lb_model *m_on = open_model();
+    if (!m_on) skip();
+    lb_model *m_off = open_model(), *m_src = open_model(), *m_q = open_model();
+    lb_error err = {0};
+    lb_chat_params p = lb_chat_default_params();
+    p.n_predict = LIVE_N;
+    p.n_threads = 1;
+    p.ignore_eos = true;
+    lb_chat *on, *off;
+    p.kld_every = LIVE_EVERY;
+    assert_int_equal(lb_chat_new(&on, m_on, &p, &err), LB_OK);
+    p.kld_every = 0;
+    assert_int_equal(lb_chat_new(&off, m_off, &p, &err), LB_OK);
+    assert_int_equal(lb_chat_switch(on, "q4_0", &err), LB_OK);
+    assert_int_equal(lb_chat_switch(off, "q4_0", &err), LB_OK);
+    wait_switch(on);
+    wait_switch(off);
+    lb_chat_message msgs[1] = {{"user", "Once upon a time"}};
+    char *r_on = reply(on, LB_CHAT_RAW, msgs, 1, NULL);
+    char *r_off = reply(off, LB_CHAT_RAW, msgs, 1, NULL);
+    assert_string_equal(r_on, r_off);
+
+    // Until the first sample is in (the thread runs at the lowest priority),
+    // then lb_chat_measure as a barrier: it waits for a sample in progress.
+    lb_stats st;
+    for (int i = 0; i < 3000; i++) {
+        lb_chat_stats(on, &st);
+        if (st.kld_samples > 0) break;
+        usleep(10000);
+    }
+    assert_true(st.kld_samples > 0);
+    lb_reply_stats rs;
+    assert_int_equal(lb_chat_measure(on, LB_CHAT_RAW, msgs, 1, " The", &rs, &err), LB_OK);
+    lb_chat_stats(on, &st);
+
+    // Offline: the chat's decoding replayed on a q4_0 copy, the reference
+    // evaluating each sample point's tokens afresh.
+    lb_profile *prof;
+    assert_int_equal(lb_profile_find(&prof, "q4_0", &err), LB_OK);
+    assert_int_equal(lb_model_requantize_profile(m_q, prof, NULL, NULL, &err), LB_OK);
+    lb_profile_free(prof);
+    const lb_hparams *hp = lb_model_hparams(m_q);
+    const int nv = hp->n_vocab;
+    lb_context *cq, *cr;
+    lb_context_params cp = lb_context_default_params();
+    assert_int_equal(lb_context_new(&cq, m_q, &cp, &err), LB_OK);
+    cp.n_threads = 1;
+    assert_int_equal(lb_context_new(&cr, m_src, &cp, &err), LB_OK);
+    int32_t ids[256];
+    int n = lb_tokenize(m_q, msgs[0].content, -1, hp->add_bos && hp->bos_id >= 0, true, ids, 200);
+    assert_true(n > 0 && n + LIVE_N < 256);
+    float *la = malloc((size_t)nv * sizeof *la), *lr = malloc((size_t)nv * sizeof *lr);
+    assert_int_equal(lb_decode(cq, ids, n, la, &err), LB_OK);
+    double kl[LIVE_POINTS], top1[LIVE_POINTS];
+    int points = 0;
+    char text[4096] = "";
+    int32_t prev = n ? ids[n - 1] : -1;
+    for (int k = 1; k <= LIVE_N; k++) {
+        const int32_t tok = lb_argmax(la, nv);
+        char piece[256];
+        int len = lb_token_decode(m_q, prev, tok, piece, sizeof piece);
+        piece[len > 0 ? len : 0] = 0;
+        strncat(text, piece, sizeof text - strlen(text) - 1);
+        prev = tok;
+        if (k == LIVE_N) break;
+        ids[n++] = tok;
+        assert_int_equal(lb_decode(cq, &tok, 1, la, &err), LB_OK);
+        if (k % LIVE_EVERY) continue;
+        assert_int_equal(lb_kv_cache_truncate(cr, 0, &err), LB_OK);
+        assert_int_equal(lb_decode(cr, ids, n, lr, &err), LB_OK);
+        float *a = malloc((size_t)nv * sizeof *a);
+        lb_log_softmax(la, nv, a);
+        lb_log_softmax(lr, nv, lr);
+        kl[points] = lb_kl_divergence(lr, a, nv);
+        top1[points++] = lb_argmax(lr, nv) == lb_argmax(a, nv);
+        free(a);
+    }
+    assert_int_equal(points, LIVE_POINTS);
+    assert_string_equal(text, r_on); // the replay is the chat's own decoding
+
+    int match = -1;
+    for (int mask = 1; mask < 1 << LIVE_POINTS && match < 0; mask++) {
+        if (__builtin_popcount((unsigned)mask) != st.kld_samples) continue;
+        double sk = 0, st1 = 0;
+        for (int j = 0; j < LIVE_POINTS; j++)
+            if (mask >> j & 1) sk += kl[j], st1 += top1[j];
+        sk /= st.kld_samples, st1 /= st.kld_samples;
+        if (fabs(sk - st.kld) <= 1e-3 * sk + 1e-6 && fabs(st1 - st.top1) < 1e-9) match = mask;
+    }
+    printf("live KL %.6f top-1 %.3f over %d samples; offline at", st.kld, st.top1, st.kld_samples);
+    for (int j = 0; j < LIVE_POINTS; j++) printf(" %d:%.6f%s", (j + 1) * LIVE_EVERY, kl[j], match >> j & 1 ? "*" : "");
+    printf("\n");
+    assert_true(st.kld > 0);
+    assert_true(match > 0);
+
+    free(la);
+    free(lr);
+    free(r_on);
+    free(r_off);
+    lb_context_free(cq);
+    lb_context_free(cr);
+    lb_chat_free(on);
+    lb_chat_free(off);
+    lb_model_free(m_on);
+    lb_model_free(m_off);
+    lb_model_free(m_src);
+    lb_model_free(m_q);
+}
+
 // Two greedy turns with a self-draft (the model's own file re-quantized to
 // q8_0) give the same replies, token for token, as without one.
 static void test_draft_greedy_identical(void **state) {
@@ -505,6 +627,7 @@ int main(void) {
         cmocka_unit_test(test_second_turn_prefills_only_new_tokens),
         cmocka_unit_test(test_full_context_drops_oldest_keeps_system),
         cmocka_unit_test(test_ten_switches_do_not_leak),
+        cmocka_unit_test(test_live_kl_beside_generation),
         cmocka_unit_test(test_branch_switch_prefills_only_the_tail),
         cmocka_unit_test(test_switch_progress_sequence),
         cmocka_unit_test(test_footer_measure_compare),

@@ -672,9 +672,9 @@ static void help_draw(const struct ui_panel *p, struct tui *t) {
     for (size_t i = 0; i < sizeof sel_help / sizeof sel_help[0] && n < 120; i++) snprintf(lines[n++], 160, "%s", sel_help[i]);
     if (t->stats.kld_every > 0 && n < 124) {
         snprintf(lines[n++], 160, "Live KL divergence: every %d generated tokens (--kld-every N)", t->stats.kld_every);
-        snprintf(lines[n++], 160, "  a background thread (1 core) runs the source-precision model over the new");
-        snprintf(lines[n++], 160, "  tokens, between two tokens of the reply, and compares next-token");
-        snprintf(lines[n++], 160, "  distributions; the last sample took %.1f ms", t->stats.kld_cost_ms);
+        snprintf(lines[n++], 160, "  a background thread (1 core, lowest priority) runs the source-precision");
+        snprintf(lines[n++], 160, "  model over the new tokens beside the reply, in the cores' idle time, and");
+        snprintf(lines[n++], 160, "  compares next-token distributions; the last sample took %.1f ms", t->stats.kld_cost_ms);
     } else if (n < 127) {
         snprintf(lines[n++], 160, "Live KL divergence: off (--kld-every 0)");
     }
