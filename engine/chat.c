@@ -135,8 +135,8 @@ struct lb_chat {
 
     // A /compare chat (lb_chat_new_compare) owns its model copy and measures
     // against its parent's reference model, which it holds (ref_acquire) for
-    // as long as it lives: the parent's KL thread stays idle meanwhile, so no
-    // two forward passes of the two chats run at once.
+    // as long as it lives: the parent's KL thread stays idle meanwhile, so the
+    // reference has one user at a time.
     bool owns_model;
     lb_chat *ref_owner;
     bool lent;                  // (a parent) a compare chat holds the reference
@@ -218,7 +218,9 @@ void lb_chat_stats(lb_chat *c, lb_stats *out) {
 // tokens or more, matmul_float.c), always single-threaded
 // (openblas_set_num_threads(1)), the mode in which matmul_float.c already
 // calls it from every pool thread at once: each call runs on its caller with
-// a buffer of its own from OpenBLAS's locked buffer pool.
+// a buffer of its own from OpenBLAS's thread-safe buffer pool. (The threaded
+// BLAS calls of GPTQ and AWQ never run in a chat: profiles that need them are
+// refused by lb_model_requantize_profile.)
 
 // Open the reference: the model file again (its weights as the file has
 // them, the source precision) and a context as long as the chat's. Called by
