@@ -42,10 +42,14 @@ TWINS = {
     "awq-4bit-g32": ("rtn-4bit-g32-zp", "method: rtn\nbits: 4\ngranularity: group\ngroup_size: 32\n"
                      "symmetric: false\n" + HEAD_Q8),
     "awq-4bit-g128": ("rtn-4bit-g128-zp-q8head", "method: rtn\nbits: 4\ngranularity: group\n"
-                      "group_size: 128\nsymmetric: false\nfallback: q4_1\n" + HEAD_Q8),
+                      "group_size: 128\nsymmetric: false\nfallback: f16\n" + HEAD_Q8),
     "gptq-4bit-g32": ("q4_0", None),
-    "gptq-4bit-g128": ("int4-zp-g128", None),
-    "gptq-3bit-g128": ("int3-g128", None),
+    # GPTQ's own fallback for rows that do not fit 128 is F16 (int4-zp-g128 / int3-g128 fall
+    # back to Q4_1 / INT3Z_G32), so the twins say fallback: f16; those profiles keep their rows.
+    "gptq-4bit-g128": ("rtn-4bit-g128-zp", "method: rtn\nbits: 4\ngranularity: group\ngroup_size: 128\n"
+                       "symmetric: false\nfallback: f16\n"),
+    "gptq-3bit-g128": ("rtn-3bit-g128-zp", "method: rtn\nbits: 3\ngranularity: group\ngroup_size: 128\n"
+                       "symmetric: false\nfallback: f16\n"),
     "llm-int8": ("int8-rowwise", "method: llm-int8\noutlier_threshold: 1e30\noverrides:\n"
                  "  - pattern: output.weight\n    type: f16\n  - pattern: token_embd.weight\n"
                  "    type: f16\nfallback: f16\n"),
@@ -86,7 +90,7 @@ def types_summary(table):
         f = line.split()
         if len(f) < 8 or f[3] != "->" or "x" not in f[1]:
             continue
-        name, ty, rule = f[0], f[4], f[7]
+        name, ty, rule = f[0], f[4], f[-1]
         mapping[name] = ty
         key = ty + ("†" if rule == "fallback" else "")
         counts[key] = counts.get(key, 0) + 1
@@ -175,8 +179,8 @@ def main():
     for n, (tn, _) in TWINS.items():
         if n in results and tn in results:
             (jc, mc), (jr, mr) = results[n], results[tn]
-            same = "same tensor types" if mc == mr else \
-                "types differ: " + ", ".join(f"{k} {mr.get(k)}→{mc.get(k)}" for k in mc if mc.get(k) != mr.get(k))
+            diff = [f"{k} {mr.get(k)}→{mc.get(k)}" for k in mc if mc.get(k) != mr.get(k)]
+            same = "same tensor types" if not diff else f"types differ in {len(diff)} tensors, e.g. {diff[0]}"
             print(f"- {n} {jc['kld_mean']:.6f} vs {tn} {jr['kld_mean']:.6f}: "
                   f"{100 * (jc['kld_mean'] / jr['kld_mean'] - 1):+.1f} % ({same})")
     print()
