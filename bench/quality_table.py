@@ -132,7 +132,7 @@ def main():
                 tp = os.path.join(work, tn + ".yaml")
                 with open(tp, "w") as f:
                     f.write(f"name: {tn}\n{body}")
-                rows.append((tn, tp, False))
+                rows.append((tn, tp, is_calibrated(body)))
             elif tn not in names:
                 rows.append((tn, os.path.join(pdir, tn + ".yaml"), False))
 
