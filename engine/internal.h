@@ -13,6 +13,10 @@
 lb_status lb_fail(lb_error *err, lb_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+// file.c: the whole file at PATH in a malloc'd buffer (*out, *size); errors
+// name the file as NAME.
+lb_status lb_read_file(const char *path, const char *name, char **out, size_t *size, lb_error *err);
+
 // Overflow-checked size arithmetic: false when the result does not fit.
 static inline bool lb_mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
     return !__builtin_mul_overflow(a, b, out);

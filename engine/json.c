@@ -14,7 +14,6 @@
 
 #include "internal.h"
 
-#include <errno.h>
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -452,28 +451,10 @@ lb_status json_parse(struct json_doc **out, const char *name, const char *buf, s
 lb_status json_parse_file(struct json_doc **out, const char *path, const char *name, lb_error *err) {
     *out = NULL;
     if (!name) name = path;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return lb_fail(err, LB_ERR_IO, "%s: cannot open: %s", name, strerror(errno));
-    char *buf = NULL;
-    size_t size = 0, cap = 0;
-    for (;;) {
-        if (size == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(fp);
-                return lb_fail(err, LB_ERR_NOMEM, "%s: out of memory reading %zu bytes", name, cap);
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + size, 1, cap - size, fp);
-        size += got;
-        if (got == 0) break;
-    }
-    bool bad = ferror(fp);
-    fclose(fp);
-    lb_status st = bad ? lb_fail(err, LB_ERR_IO, "%s: read error", name) : json_parse(out, name, buf, size, err);
+    char *buf;
+    size_t size;
+    lb_status st = lb_read_file(path, name, &buf, &size, err);
+    if (st == LB_OK) st = json_parse(out, name, buf, size, err);
     free(buf);
     return st;
 }

@@ -12,7 +12,6 @@
 #include "gguf.h"
 #include "internal.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,37 +372,14 @@ lb_status tokenizer_from_llama2c(struct lb_tokenizer **out, const char *path, in
     const char *name = path;
     if (n_vocab <= 0)
         return lb_fail(err, LB_ERR_ARG, "%s: vocab_size %d (expected > 0, from the model header)", name, n_vocab);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return lb_fail(err, LB_ERR_IO, "%s: cannot open: %s", name, strerror(errno));
     // Read it whole: it is small (430 KB for 32000 tokens) and parsing a
     // buffer makes every bound check one comparison.
-    char *buf = NULL;
-    size_t size = 0, cap = 0;
-    for (;;) {
-        if (size == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(fp);
-                return lb_fail(err, LB_ERR_NOMEM, "%s: out of memory reading %zu bytes", name, cap);
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + size, 1, cap - size, fp);
-        size += got;
-        if (got == 0)
-            break;
-    }
-    bool read_error = ferror(fp);
-    fclose(fp);
-    if (read_error) {
-        free(buf);
-        return lb_fail(err, LB_ERR_IO, "%s: read error", name);
-    }
+    char *buf;
+    size_t size;
+    lb_status st = lb_read_file(path, name, &buf, &size, err);
+    if (st != LB_OK)
+        return st;
 
-    lb_status st = LB_OK;
     struct lb_tokenizer *t = tok_new(LB_TOK_SPM, n_vocab);
     // Pieces get shorter or keep their length ("\n<s>\n" → "<s>", ' ' → "▁"
     // grows by 2 per space, accounted for below), plus a NUL each.
