@@ -29,6 +29,8 @@
 #include "kernels_avx2_int.h"
 
 #include <immintrin.h>
+
+#include "simd_avx2.h"
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
@@ -38,17 +40,6 @@
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-static inline float fp16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
-
-static inline float hsum_f32x8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 // Sums of 4 adjacent products of unsigned bytes u (at most 128 here) and
 // signed bytes s (> −128, as every Q8_0 quantizer writes them): 8 int32.
