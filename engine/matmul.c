@@ -28,7 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { ROWS_PER_CHUNK = 16, SGEMM_MIN_BATCH = 16 };
+// Decoding takes rows in runs of at least ROWS_PER_CHUNK, about
+// CHUNKS_PER_THREAD runs per thread: each claim of a run is an atomic on a
+// line the threads share, so hundreds of tiny runs per matrix cost more than
+// the uneven finish a few large ones risk. The small-batch kernels take
+// exactly ROWS_PER_CHUNK rows at a time.
+enum { ROWS_PER_CHUNK = 16, CHUNKS_PER_THREAD = 8, SGEMM_MIN_BATCH = 16 };
 
 static bool grow(void **buf, size_t *cap, size_t need) {
     if (*cap >= need) return true;
@@ -57,12 +62,13 @@ struct rows_task {
     lb_vec_dot_fn dot;
     lb_vec_dot4_fn dot4;    // NULL when the ISA has no 4-row kernel for the type
     lb_dot_batch_fn batch;  // small-batch kernel (kernels_batch.h), or NULL
+    int64_t chunk_rows;     // rows per chunk (ROWS_PER_CHUNK for the batch kernels)
 };
 
 static void rows_chunk(void *arg, int64_t chunk) {
     const struct rows_task *t = arg;
-    const int64_t r0 = chunk * ROWS_PER_CHUNK;
-    const int64_t r1 = r0 + ROWS_PER_CHUNK < t->w->rows ? r0 + ROWS_PER_CHUNK : t->w->rows;
+    const int64_t r0 = chunk * t->chunk_rows;
+    const int64_t r1 = r0 + t->chunk_rows < t->w->rows ? r0 + t->chunk_rows : t->w->rows;
     int64_t r = r0;
     if (t->dot4)
         for (; r + 4 <= r1; r += 4) {
@@ -120,7 +126,12 @@ static lb_status matmul_rows(struct lb_threadpool *pool, struct lb_matmul_scratc
         threadpool_run(pool, quantize_row_task, &q, n);
         t.act = s->act;
     }
-    threadpool_run(pool, t.batch ? batch_chunk : rows_chunk, &t, (w->rows + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK);
+    t.chunk_rows = ROWS_PER_CHUNK;
+    if (!t.batch) {
+        const int64_t even = w->rows / ((int64_t)threadpool_size(pool) * CHUNKS_PER_THREAD) / 4 * 4;
+        if (even > t.chunk_rows) t.chunk_rows = even;
+    }
+    threadpool_run(pool, t.batch ? batch_chunk : rows_chunk, &t, (w->rows + t.chunk_rows - 1) / t.chunk_rows);
     return LB_OK;
 }
 
