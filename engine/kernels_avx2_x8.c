@@ -30,6 +30,19 @@
 #include "blocks.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+
+// Decoding streams each group once, block after block. The hardware
+// prefetcher alone left TinyLlama Q4_0 decode at 2 threads at two thirds of
+// the measured read bandwidth; asking for the lines PREFETCH_DISTANCE bytes
+// ahead of the block being multiplied took it 10 % further (2048 measured
+// best against 1024 and 4096). Past the end of a group the lines are the next
+// group's, which the same chunk usually takes next; a prefetch never faults.
+#ifndef PREFETCH_DISTANCE
+#define PREFETCH_DISTANCE 2048
+#endif
+static ALWAYS_INLINE void prefetch_ahead(const uint8_t *block, size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) _mm_prefetch((const char *)block + PREFETCH_DISTANCE + i, _MM_HINT_T0);
+}
 // Loops over the tokens of a tile are unrolled, so per-token accumulators
 // live in registers; the loops over a block's vectors stay rolled (fully
 // unrolled, gcc hoists every load and spills). Checked with llvm-mca.
@@ -64,6 +77,7 @@ static ALWAYS_INLINE void q4_0_tile(const int T, int64_t nb, const uint8_t *grou
     }
     const uint8_t *col = group;
     for (int64_t b = 0; b < nb; b++, col += 8 * sizeof(block_q4_0)) {
+        prefetch_ahead(col, 8 * sizeof(block_q4_0));
         __m256i s16[4];
         EACH_TOKEN(t) s16[t] = _mm256_setzero_si256();
         for (int k = 0; k < 4; k++) {
@@ -112,6 +126,7 @@ static ALWAYS_INLINE void q8_0_tile(const int T, int64_t nb, const uint8_t *grou
     }
     const uint8_t *col = group;
     for (int64_t b = 0; b < nb; b++, col += 8 * sizeof(block_q8_0)) {
+        prefetch_ahead(col, 8 * sizeof(block_q8_0));
         __m256i s32[4];
         EACH_TOKEN(t) s32[t] = _mm256_setzero_si256();
         for (int g = 0; g < 8; g++) {
@@ -185,6 +200,7 @@ static ALWAYS_INLINE void q4_K_tile(const int T, int64_t nb, const uint8_t *grou
     }
     const uint8_t *col = group;
     for (int64_t b = 0; b < nb; b++, col += Q4K_COL) {
+        prefetch_ahead(col, Q4K_COL);
         __m256i isum[4];
         EACH_TOKEN(t) isum[t] = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
@@ -260,6 +276,7 @@ static ALWAYS_INLINE void q6_K_tile(const int T, int64_t nb, const uint8_t *grou
     }
     const uint8_t *col = group;
     for (int64_t b = 0; b < nb; b++, col += Q6K_COL) {
+        prefetch_ahead(col, Q6K_COL);
         __m256i isum[4];
         EACH_TOKEN(t) isum[t] = _mm256_setzero_si256();
         // Quarter k of half h (elements 128h + 32k .. +31, sub-blocks 8h+2k
