@@ -31,6 +31,7 @@
 #include "imatrix.h"
 #include "internal.h"
 #include "profile.h"
+#include "quants.h"
 #include "sequential.h"
 #include "threadpool.h"
 #include "types.h"
@@ -154,6 +155,15 @@ lb_type lb_quant_tensor_type(const struct lb_profile *p, const struct lb_quant_m
     lb_type f = fallback_type(p, t, ne0);
     if (f != t) *rule = LB_RULE_FALLBACK;
     return f;
+}
+
+lb_status lb_quant_check_row(lb_type t, const char *file, const char *name, int64_t ne0, lb_error *err) {
+    const int64_t max_row = (int64_t)LB_NF4_DQ_MAX_ABSMAX * QK_BNB4;
+    if (t != LB_TYPE_NF4_DQ || ne0 <= max_row) return LB_OK;
+    return lb_fail(err, LB_ERR_UNSUPPORTED, "%s: tensor '%s' has rows of %lld weights: NF4_DQ double-quantizes a row's "
+                   "%lld absmax values as one block, and bitsandbytes' blocks hold at most %d (expected rows of at "
+                   "most %lld weights; use profile nf4, or an override for this tensor)", file, name, (long long)ne0,
+                   (long long)(ne0 / QK_BNB4), LB_NF4_DQ_MAX_ABSMAX, (long long)max_row);
 }
 
 const char *lb_quant_rule_name(enum lb_quant_rule r) {
@@ -446,6 +456,7 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
         }
         r->type_in = t->type;
         r->type_out = lb_quant_tensor_type(p, &qm, t->name, (int)t->n_dims, t->ne[0], t->type, &rule);
+        if ((st = lb_quant_check_row(r->type_out, file, t->name, t->ne[0], err))) goto done;
         rules[i] = rule;
         r->rule = lb_quant_rule_name(rule);
         r->out_error = r->out_error_rtn = -1.0;
