@@ -8,8 +8,10 @@
  *     are unchanged;
  *   - stories260K (dim 64, FFN 172) with gptq-4bit-g128: no F16 matrix but
  *     the 172-wide ffn_down (no 4-bit type holds rows that are not a
- *     multiple of 32), every other layer matrix made by GPTQ, and a file
- *     smaller than the Q8_0 one;
+ *     multiple of 32), every other layer matrix made by GPTQ, with
+ *     act-order's static groups fitted on groups of 64 (each group's scale
+ *     and zero are round-to-nearest's on the unquantized weights), and a
+ *     file smaller than the Q8_0 one;
  *   - GPTQ and AWQ at the fallback grid have a lower mean KL divergence
  *     from the source model than round-to-nearest at the same grid, on a
  *     text they were not calibrated on (tests/test_perplexity.sh's).
@@ -20,6 +22,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "blocks.h"
+#include "fp16.h"
+#include "gguf.h"
+#include "gptq.h"
 #include "grid.h"
 #include "lbtest.h"
 #include "lowbit.h"
@@ -161,6 +167,39 @@ static long file_size(const char *path) {
     return (long)s.st_size;
 }
 
+// GPTQ with act_order and static groups fits every group's scale and zero on
+// the unquantized weights before the loop: in the file, each group of 64 of
+// tensor `name` must carry exactly round-to-nearest's parameters of the source
+// weights (gptq_rtn at 4 bits, asymmetric, groups of 64).
+static void check_static_groups(const char *name) {
+    struct gguf_file *src = NULL, *out = NULL;
+    lb_error err = {0};
+    if (gguf_open(&src, model_path("stories260K.gguf"), &err) || gguf_open(&out, tmp_path("gptq.gguf"), &err))
+        fail_msg("%s", err.msg);
+    const struct gguf_tensor *a = gguf_find_tensor(src, name), *b = gguf_find_tensor(out, name);
+    assert_non_null(a), assert_non_null(b);
+    assert_int_equal(a->type, LB_TYPE_F32);
+    assert_int_equal(b->type, LB_TYPE_INT4Z_G64);
+    const int64_t cols = a->ne[0], rows = a->ne[1];
+    const struct lb_grid g = {4, 64, false};
+    struct gptq_codes rtn;
+    if (gptq_codes_alloc(&rtn, rows, cols, g, &err)) fail_msg("%s", err.msg);
+    gptq_rtn(g, GPTQ_SCALE_MINMAX, rows, cols, (const float *)a->data, &rtn);
+    const block_int4z_g64 *blk = (const block_int4z_g64 *)b->data;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t k = 0; k < rtn.n_groups; k++) {
+            const block_int4z_g64 *x = &blk[r * rtn.n_groups + k];
+            const float d = lb_fp16_to_f32(x->d), z = x->z;
+            if (d != rtn.scale[r * rtn.n_groups + k] || z != rtn.zero[r * rtn.n_groups + k])
+                fail_msg("%s row %lld group %lld: scale %g zero %g (static groups: %g, %g)", name, (long long)r,
+                         (long long)k, (double)d, (double)z, (double)rtn.scale[r * rtn.n_groups + k],
+                         (double)rtn.zero[r * rtn.n_groups + k]);
+        }
+    gptq_codes_free(&rtn);
+    gguf_close(src);
+    gguf_close(out);
+}
+
 static void test_gptq_file_has_no_f16_matrices(void **state) {
     (void)state;
     REQUIRE_SHARED();
@@ -187,6 +226,8 @@ static void test_gptq_file_has_no_f16_matrices(void **state) {
     }
     assert_int_equal(gptq, 5 * 6); // q, k, v, o, gate, up of 5 layers
     lb_quantize_stats_free(&st);
+    check_static_groups("blk.0.attn_q.weight");
+    check_static_groups("blk.3.ffn_up.weight");
     lb_profile_free(p);
 
     lb_profile *q8 = shipped("q8_0");
