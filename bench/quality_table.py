@@ -42,14 +42,14 @@ TWINS = {
     "awq-4bit-g32": ("rtn-4bit-g32-zp", "method: rtn\nbits: 4\ngranularity: group\ngroup_size: 32\n"
                      "symmetric: false\n" + HEAD_Q8),
     "awq-4bit-g128": ("rtn-4bit-g128-zp-q8head", "method: rtn\nbits: 4\ngranularity: group\n"
-                      "group_size: 128\nsymmetric: false\nfallback: f16\n" + HEAD_Q8),
+                      "group_size: 128\nsymmetric: false\n" + HEAD_Q8),
     "gptq-4bit-g32": ("q4_0", None),
-    # GPTQ's own fallback for rows that do not fit 128 is F16 (int4-zp-g128 / int3-g128 fall
-    # back to Q4_1 / INT3Z_G32), so the twins say fallback: f16; those profiles keep their rows.
+    # Rows that do not fit 128 take the same grid's smaller group in both (lowbit-profile(5),
+    # fallback), and GPTQ/AWQ calibrate them there: the twins need no fallback line.
     "gptq-4bit-g128": ("rtn-4bit-g128-zp", "method: rtn\nbits: 4\ngranularity: group\ngroup_size: 128\n"
-                       "symmetric: false\nfallback: f16\n"),
+                       "symmetric: false\n"),
     "gptq-3bit-g128": ("rtn-3bit-g128-zp", "method: rtn\nbits: 3\ngranularity: group\ngroup_size: 128\n"
-                       "symmetric: false\nfallback: f16\n"),
+                       "symmetric: false\n"),
     "llm-int8": ("int8-rowwise", "method: llm-int8\noutlier_threshold: 1e30\noverrides:\n"
                  "  - pattern: output.weight\n    type: f16\n  - pattern: token_embd.weight\n"
                  "    type: f16\nfallback: f16\n"),
@@ -90,9 +90,10 @@ def types_summary(table):
         f = line.split()
         if len(f) < 8 or f[3] != "->" or "x" not in f[1]:
             continue
-        name, ty, rule = f[0], f[4], f[-1]
+        # The rule is the last field, or "fallback (gptq)" where GPTQ made a fallback.
+        name, ty, fallback = f[0], f[4], "fallback" in f[-2:]
         mapping[name] = ty
-        key = ty + ("†" if rule == "fallback" else "")
+        key = ty + ("†" if fallback else "")
         counts[key] = counts.get(key, 0) + 1
     s = ", ".join(f"{k}×{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
     return s, mapping

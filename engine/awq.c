@@ -381,14 +381,19 @@ struct scratch {
     float *row;
 };
 
-// Which matrices of a layer are written on the grid.
-struct on_grid { bool q, k, v, o, g, u, d; };
+// Which matrices of a layer are written on the grid, and on which: the
+// method's, or the smaller group its fallback holds for rows that do not fit
+// it (grid.h, lb_grid_row_grid).
+struct on_grid {
+    bool q, k, v, o, g, u, d;
+    struct lb_grid gq, gk, gv, go, gg, gu, gd;
+};
 
 // One group's search: for each α, fake-quantize the group's grid matrices
 // (n of them, W[i] rows[i] × cols) with s, evaluate, keep the best α.
 typedef double (*eval_fn)(struct acts *a, const struct awq_layer *L, float *const trial[3]);
 
-static void search_group(struct acts *a, const struct awq_layer *L, struct lb_grid grid, const float *x, int64_t cols,
+static void search_group(struct acts *a, const struct awq_layer *L, const struct lb_grid grid[3], const float *x, int64_t cols,
                          const float *const W[3], const int64_t rows[3], const bool quant[3], int n, eval_fn eval,
                          struct scratch *sc, float *best_s, float *alpha_out, double *loss_out, double *loss_rtn) {
     float *x_mean = malloc((size_t)cols * sizeof *x_mean), *s = malloc((size_t)cols * sizeof *s);
@@ -409,7 +414,7 @@ static void search_group(struct acts *a, const struct awq_layer *L, struct lb_gr
         for (int k = 0; k < n; k++) {
             trial[k] = (float *)W[k];
             if (!quant[k]) continue;
-            fake_quant(grid, W[k], rows[k], cols, s, sc->w[k], sc->q, sc->gs, sc->gz, sc->row);
+            fake_quant(grid[k], W[k], rows[k], cols, s, sc->w[k], sc->q, sc->gs, sc->gz, sc->row);
             trial[k] = sc->w[k];
         }
         const double loss = eval(a, L, trial);
@@ -538,14 +543,15 @@ static lb_status write_matrix(const struct writer *wr, const struct lb_weight *s
         st = lb_fail(err, LB_ERR_NOMEM, "awq: out of memory writing '%s'", src->name);
         goto done;
     }
-    const bool grid = type == lb_grid_type(wr->grid) && cols % (wr->grid.group > 0 ? wr->grid.group : cols) == 0;
+    struct lb_grid g;
+    const bool grid = lb_grid_row_grid(wr->grid, type, cols, &g) && cols % (g.group > 0 ? g.group : 32) == 0;
     double e2 = 0, n2 = 0;
     for (int64_t r = 0; r < rows; r++) {
         const float *w = W + r * cols;
         char *dst = out + (size_t)r * rb;
         if (grid) {
-            awq_grid_row(wr->grid, w, cols, q, sc, zr, NULL);
-            if ((st = lb_grid_pack_row(type, wr->grid, cols, q, sc, zr, dst, err))) goto done;
+            awq_grid_row(g, w, cols, q, sc, zr, NULL);
+            if ((st = lb_grid_pack_row(type, g, cols, q, sc, zr, dst, err))) goto done;
         } else {
             lb_type_from_float(type, w, dst, cols);
         }
@@ -639,10 +645,11 @@ lb_status awq_quantize(struct lb_model *m, const struct awq_params *p, awq_type_
     for (int il = 0; il < hp->n_layer; il++) {
         const struct lb_layer *src = &m->src_layers[il];
         if ((st = awq_layer_load(m, il, &L, err)) || (st = awq_layer_load(m, il, &O, err))) goto done;
-        struct on_grid og;
-#define ON_GRID(w) (type_of(user, (w).name, (w).cols) == lb_grid_type(p->grid))
-        og.q = ON_GRID(src->wq), og.k = ON_GRID(src->wk), og.v = ON_GRID(src->wv), og.o = ON_GRID(src->wo);
-        og.g = ON_GRID(src->w_gate), og.u = ON_GRID(src->w_up), og.d = ON_GRID(src->w_down);
+        struct on_grid og = {0};
+#define ON_GRID(w, g) lb_grid_row_grid(p->grid, type_of(user, (w).name, (w).cols), (w).cols, &(g))
+        og.q = ON_GRID(src->wq, og.gq), og.k = ON_GRID(src->wk, og.gk), og.v = ON_GRID(src->wv, og.gv);
+        og.o = ON_GRID(src->wo, og.go), og.g = ON_GRID(src->w_gate, og.gg), og.u = ON_GRID(src->w_up, og.gu);
+        og.d = ON_GRID(src->w_down, og.gd);
 #undef ON_GRID
         if (p->search) layer_forward(&a, &L); // a.x: the next layer's input, from the float layer (as llm-awq)
         struct awq_layer_report rep = {0};
@@ -652,7 +659,7 @@ lb_status awq_quantize(struct lb_model *m, const struct awq_params *p, awq_type_
                 const float *W[3] = {L.wq, L.wk, L.wv};
                 const int64_t rows[3] = {dq, dkv, dkv};
                 const bool quant[3] = {og.q, og.k, og.v};
-                search_group(&a, &L, p->grid, a.xn, d, W, rows, quant, 3, eval_qkv, &sc, s[0], &rep.alpha[0],
+                search_group(&a, &L, (const struct lb_grid[3]){og.gq, og.gk, og.gv}, a.xn, d, W, rows, quant, 3, eval_qkv, &sc, s[0], &rep.alpha[0],
                              &rep.loss[0], &rep.loss_rtn[0]);
                 use[0] = s[0], rep.done[0] = true;
             }
@@ -660,7 +667,7 @@ lb_status awq_quantize(struct lb_model *m, const struct awq_params *p, awq_type_
                 const float *W[3] = {L.wo};
                 const int64_t rows[3] = {d};
                 const bool quant[3] = {true};
-                search_group(&a, &L, p->grid, a.att, dq, W, rows, quant, 1, eval_o, &sc, s[1], &rep.alpha[1],
+                search_group(&a, &L, (const struct lb_grid[3]){og.go}, a.att, dq, W, rows, quant, 1, eval_o, &sc, s[1], &rep.alpha[1],
                              &rep.loss[1], &rep.loss_rtn[1]);
                 use[1] = s[1], rep.done[1] = true;
             }
@@ -668,7 +675,7 @@ lb_status awq_quantize(struct lb_model *m, const struct awq_params *p, awq_type_
                 const float *W[3] = {L.wg, L.wu};
                 const int64_t rows[3] = {ff, ff};
                 const bool quant[3] = {og.g, og.u};
-                search_group(&a, &L, p->grid, a.xn2, d, W, rows, quant, 2, eval_gate_up, &sc, s[2], &rep.alpha[2],
+                search_group(&a, &L, (const struct lb_grid[3]){og.gg, og.gu}, a.xn2, d, W, rows, quant, 2, eval_gate_up, &sc, s[2], &rep.alpha[2],
                              &rep.loss[2], &rep.loss_rtn[2]);
                 use[2] = s[2], rep.done[2] = true;
             }
@@ -676,7 +683,7 @@ lb_status awq_quantize(struct lb_model *m, const struct awq_params *p, awq_type_
                 const float *W[3] = {L.wd};
                 const int64_t rows[3] = {d};
                 const bool quant[3] = {true};
-                search_group(&a, &L, p->grid, a.h, ff, W, rows, quant, 1, eval_down, &sc, s[3], &rep.alpha[3],
+                search_group(&a, &L, (const struct lb_grid[3]){og.gd}, a.h, ff, W, rows, quant, 1, eval_down, &sc, s[3], &rep.alpha[3],
                              &rep.loss[3], &rep.loss_rtn[3]);
                 use[3] = s[3], rep.done[3] = true;
             }
@@ -691,11 +698,11 @@ lb_status awq_quantize(struct lb_model *m, const struct awq_params *p, awq_type_
                     for (int64_t t = 0; t < a.N; t++)
                         for (int64_t j = 0; j < cols[g]; j++) inputs[g][t * cols[g] + j] /= use[g][j];
             // Not q and k: their errors pass through the softmax (llm-awq skips them too).
-            if ((og.v && (st = clip_matrix(p->grid, L.wv, dkv, d, a.xn, a.N, err))) ||
-                (og.o && (st = clip_matrix(p->grid, L.wo, d, dq, a.att, a.N, err))) ||
-                (og.g && (st = clip_matrix(p->grid, L.wg, ff, d, a.xn2, a.N, err))) ||
-                (og.u && (st = clip_matrix(p->grid, L.wu, ff, d, a.xn2, a.N, err))) ||
-                (og.d && (st = clip_matrix(p->grid, L.wd, d, ff, a.h, a.N, err))))
+            if ((og.v && (st = clip_matrix(og.gv, L.wv, dkv, d, a.xn, a.N, err))) ||
+                (og.o && (st = clip_matrix(og.go, L.wo, d, dq, a.att, a.N, err))) ||
+                (og.g && (st = clip_matrix(og.gg, L.wg, ff, d, a.xn2, a.N, err))) ||
+                (og.u && (st = clip_matrix(og.gu, L.wu, ff, d, a.xn2, a.N, err))) ||
+                (og.d && (st = clip_matrix(og.gd, L.wd, d, ff, a.h, a.N, err))))
                 goto done;
         }
         // The output-column scale of attn_output under s[1], expanded over query heads.

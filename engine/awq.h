@@ -46,8 +46,10 @@ struct awq_params {
 };
 
 // The type a layer matrix is written as (the profile's choice). Matrices of
-// the grid's type are quantized on the grid; the others (a fallback, an
-// override) with their type's quantizer, from the scaled weights.
+// the grid's type, or of its fallback for their row length (grid.h,
+// lb_grid_fallback: the same bits and symmetry in a smaller group), are
+// searched and quantized on that grid; the others (an override, a fallback
+// of other bits) with their type's quantizer, from the scaled weights.
 typedef lb_type (*awq_type_fn)(void *user, const char *name, int64_t cols);
 // A finished tensor; the callee takes ownership of data (malloc'd).
 typedef lb_status (*awq_emit_fn)(void *user, const char *name, lb_type type, uint32_t n_dims, const int64_t *ne,

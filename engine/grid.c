@@ -63,6 +63,37 @@ lb_type lb_grid_type(struct lb_grid g) {
 
 static bool is_ggml(lb_type t) { return t < LB_TYPE_NF4; }
 
+bool lb_type_grid(lb_type t, struct lb_grid *g) {
+    for (size_t i = 0; i < sizeof grid_types / sizeof grid_types[0]; i++)
+        if (grid_types[i].type == t) {
+            *g = (struct lb_grid){grid_types[i].bits, grid_types[i].group, grid_types[i].symmetric};
+            return true;
+        }
+    return false;
+}
+
+// Groups from the largest down, then whole rows: the order of the fallback.
+static const int fallback_groups[] = {128, 64, 32, LB_GRID_PER_CHANNEL};
+
+lb_type lb_grid_fallback(lb_type t, int64_t n) {
+    struct lb_grid g;
+    if (is_ggml(t) || !lb_type_grid(t, &g)) return LB_TYPE_COUNT;
+    if (n > 0 && n % lb_type_block_size(t) == 0) return t;
+    for (size_t i = 0; i < sizeof fallback_groups / sizeof fallback_groups[0]; i++) {
+        const int k = fallback_groups[i];
+        if (g.group == LB_GRID_PER_CHANNEL || (k != LB_GRID_PER_CHANNEL && k >= g.group)) continue;
+        const lb_type f = lb_grid_type((struct lb_grid){g.bits, k, g.symmetric});
+        if (f != LB_TYPE_COUNT && n > 0 && n % lb_type_block_size(f) == 0) return f;
+    }
+    return LB_TYPE_COUNT;
+}
+
+bool lb_grid_row_grid(struct lb_grid g, lb_type t, int64_t n, struct lb_grid *out) {
+    const lb_type gt = lb_grid_type(g);
+    if (gt == LB_TYPE_COUNT || (t != gt && t != lb_grid_fallback(gt, n))) return false;
+    return lb_type_grid(t, out);
+}
+
 static void pack_nibbles(const uint8_t *q, uint8_t *qs) {
     for (int j = 0; j < 16; j++) qs[j] = (uint8_t)((q[j] & 15) | (q[j + 16] & 15) << 4);
 }

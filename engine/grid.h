@@ -34,6 +34,23 @@ struct lb_grid {
 // INTb_Gg / INTbZ_Gg / INTb_C / INTbZ_C (grid.c lists the mapping).
 lb_type lb_grid_type(struct lb_grid g);
 
+// The grid type t stores: true and *g when t is in the table above.
+bool lb_type_grid(lb_type t, struct lb_grid *g);
+
+// Where a row of n weights goes when it does not fit lowbit's integer grid
+// type t (an INTb[Z]_* type; not the ggml types, whose fallbacks are
+// llama.cpp's, nor the per-tensor INT8_T/INT4_T): the type of the same bits
+// and symmetry with the largest smaller group that divides n (128 → 64 → 32,
+// where a ggml type such as Q4_0 holds the 32-group grid), then the
+// per-channel type (rows a multiple of 32). t itself when n fits it;
+// LB_TYPE_COUNT when no type of those bits and symmetry fits n.
+lb_type lb_grid_fallback(lb_type t, int64_t n);
+
+// Whether a matrix of type t with rows of n weights is written on method
+// grid g: t holds g, or t is g's fallback for n (lb_grid_fallback). *out
+// gets t's grid, which GPTQ and AWQ then use for that matrix.
+bool lb_grid_row_grid(struct lb_grid g, lb_type t, int64_t n, struct lb_grid *out);
+
 // Pack one row of n weights on grid g into type t (t == lb_grid_type(g)).
 // q[i] in [0, 2^bits − 1]; scale[k] and zero[k] belong to group k (one of
 // each for a per-channel grid). zero is integer-valued, in [0, 2^bits − 1]

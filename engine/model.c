@@ -532,6 +532,9 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
             enum lb_quant_rule rule;
             next[i].type = lb_quant_tensor_type(profile, &qm, src[i]->name ? src[i]->name : "", 2, src[i]->cols,
                                                 src[i]->type, &rule);
+            if ((st = lb_quant_check_row(next[i].type, "requantize", src[i]->name ? src[i]->name : "", src[i]->cols,
+                                         err)))
+                goto done;
         } else if (src[i]->cols % tr->block_size == 0) {
             next[i].type = type;
         }

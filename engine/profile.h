@@ -131,6 +131,13 @@ enum lb_quant_rule {
 };
 const char *lb_quant_rule_name(enum lb_quant_rule r);
 
+// Whether type t can hold rows of ne0 weights beyond its block size: NF4_DQ
+// double-quantizes a row's absmax values as one second-level block, which
+// bitsandbytes caps at 256 values (rows of at most 256 × 64 weights); wider
+// rows are refused with a message naming the tensor (LB_ERR_UNSUPPORTED).
+// Defined in quantize.c; both lb_quantize_file and load-time requantization ask.
+lb_status lb_quant_check_row(lb_type t, const char *file, const char *name, int64_t ne0, lb_error *err);
+
 // The type tensor `name` of n_dims dimensions, row length ne0, currently of
 // type `cur`, gets under profile p (llama.cpp's llama_tensor_get_type, with
 // the profile's overrides in place of --tensor-type). Defined in quantize.c.

@@ -12,7 +12,9 @@
  * that does not fit the chosen type's blocks falls back along llama.cpp's
  * chain (Q2_K, Q3_K → Q4_0; Q4_K → Q5_0; Q5_K → Q5_1; Q6_K → Q8_0; then F16
  * when even 32-blocks do not fit); lowbit's NF4 and FP4 (blocks of 64) fall
- * back to Q5_0 as Q4_K does. A file holding NF4/FP4 also gets a
+ * back to Q5_0 as Q4_K does; lowbit's integer grid types step down to the
+ * largest smaller group of the same bits and symmetry that fits the row, then
+ * to one scale per row (grid.h), so that GPTQ and AWQ still calibrate them. A file holding NF4/FP4 also gets a
  * lowbit.type.<id> key describing each such type, since no other tool knows
  * those ids. Not carried over: rules for Falcon, MoE
  * (n_expert == 8) and the IQ/TQ file types, which we do not write.
@@ -24,10 +26,12 @@
  */
 #include "calibrate.h"
 #include "gguf.h"
+#include "grid.h"
 #include "hf.h"
 #include "imatrix.h"
 #include "internal.h"
 #include "profile.h"
+#include "quants.h"
 #include "sequential.h"
 #include "threadpool.h"
 #include "types.h"
@@ -113,11 +117,16 @@ static lb_type mix_type(enum lb_ftype ftype, lb_type t, enum category cat, int l
     }
 }
 
-// llama.cpp's tensor_type_fallback, or the profile's fallback when it names one.
+// The profile's fallback when it names one; else, for lowbit's integer grid
+// types, the same bits and symmetry in the largest smaller group that fits
+// (grid.h, lb_grid_fallback: INT4Z_G128 → INT4Z_G64 → Q4_1 → INT4Z_C), so a
+// calibrated method still has a grid to work on; else llama.cpp's
+// tensor_type_fallback. F16 when nothing fits.
 static lb_type fallback_type(const struct lb_profile *p, lb_type t, int64_t ne0) {
     if (lb_type_block_size(t) <= 0 || ne0 % lb_type_block_size(t) == 0) return t; // (no type: refused by the caller)
     lb_type f = t;
     if (p->fallback != LB_TYPE_COUNT) f = p->fallback;
+    else if (lb_grid_fallback(t, ne0) != LB_TYPE_COUNT) return lb_grid_fallback(t, ne0);
     else if (t == LB_TYPE_Q2_K || t == LB_TYPE_Q3_K) f = LB_TYPE_Q4_0;
     else if (t == LB_TYPE_Q4_K || t == LB_TYPE_NF4 || t == LB_TYPE_FP4 || t == LB_TYPE_NF4_DQ) f = LB_TYPE_Q5_0;
     else if (t == LB_TYPE_Q5_K) f = LB_TYPE_Q5_1;
@@ -146,6 +155,15 @@ lb_type lb_quant_tensor_type(const struct lb_profile *p, const struct lb_quant_m
     lb_type f = fallback_type(p, t, ne0);
     if (f != t) *rule = LB_RULE_FALLBACK;
     return f;
+}
+
+lb_status lb_quant_check_row(lb_type t, const char *file, const char *name, int64_t ne0, lb_error *err) {
+    const int64_t max_row = (int64_t)LB_NF4_DQ_MAX_ABSMAX * QK_BNB4;
+    if (t != LB_TYPE_NF4_DQ || ne0 <= max_row) return LB_OK;
+    return lb_fail(err, LB_ERR_UNSUPPORTED, "%s: tensor '%s' has rows of %lld weights: NF4_DQ double-quantizes a row's "
+                   "%lld absmax values as one block, and bitsandbytes' blocks hold at most %d (expected rows of at "
+                   "most %lld weights; use profile nf4, or an override for this tensor)", file, name, (long long)ne0,
+                   (long long)(ne0 / QK_BNB4), LB_NF4_DQ_MAX_ABSMAX, (long long)max_row);
 }
 
 const char *lb_quant_rule_name(enum lb_quant_rule r) {
@@ -295,8 +313,9 @@ static void read_quant_model(const struct gguf_file *f, struct lb_quant_model *q
 // ----------------------------------------------------------------------------
 // Calibration (sequential.h): token_embd and the layers' matrices are
 // quantized layer by layer on calibration inputs, GPTQ where the profile's
-// method is and the rules left a tensor the method's type; each gets its
-// output error on those inputs.
+// method is and the rules left a tensor the method's type or its grid
+// fallback (at the fallback's group); each gets its output error on those
+// inputs.
 
 // The driver reports layers done; the file's other tensors come after.
 enum { CALIB_SHARE = 90 };  // percent of the progress bar given to calibration
@@ -333,10 +352,12 @@ static lb_status calibrate(const char *in, const struct lb_profile *p, const lb_
     int nt = 0;
     for (int i = 0; i < n; i++) {
         if (rules[i] == LB_RULE_COPY) continue;
-        t[nt] = (struct seq_tensor){
-            .name = rows[i].name, .type = rows[i].type_out,
-            .gptq = p->kind == LB_METHOD_GPTQ && rules[i] == LB_RULE_METHOD && !strncmp(rows[i].name, "blk.", 4),
-        };
+        // GPTQ on the method's grid, or on the smaller group its fallback
+        // holds where a row does not fit (lb_grid_row_grid).
+        t[nt] = (struct seq_tensor){.name = rows[i].name, .type = rows[i].type_out};
+        t[nt].gptq = p->kind == LB_METHOD_GPTQ && !strncmp(rows[i].name, "blk.", 4) &&
+                     (rules[i] == LB_RULE_METHOD || rules[i] == LB_RULE_FALLBACK) &&
+                     lb_grid_row_grid(p->gptq.grid, rows[i].type_out, rows[i].ne[0], &t[nt].grid);
         index[nt++] = i;
     }
     struct progress_scale ps = {params->progress, params->user};
@@ -435,6 +456,7 @@ lb_status lb_quantize_file(const char *in, const char *out, const lb_quantize_pa
         }
         r->type_in = t->type;
         r->type_out = lb_quant_tensor_type(p, &qm, t->name, (int)t->n_dims, t->ne[0], t->type, &rule);
+        if ((st = lb_quant_check_row(r->type_out, file, t->name, t->ne[0], err))) goto done;
         rules[i] = rule;
         r->rule = lb_quant_rule_name(rule);
         r->out_error = r->out_error_rtn = -1.0;

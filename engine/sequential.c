@@ -153,7 +153,11 @@ static lb_status quantize_rtn(const struct lb_weight *src, lb_type type, const f
 // GPTQ on w with Hessian h (copied: it is shared), packed into t->type.
 static lb_status quantize_gptq(struct seq_state *S, const struct lb_weight *src, struct seq_tensor *t, const float *w,
                                const double *h, lb_error *err) {
-    const struct lb_gptq_params *gp = S->p->gptq;
+    // The profile's settings on this tensor's grid (act_order's static
+    // groups then follow its group size).
+    struct lb_gptq_params params = *S->p->gptq;
+    if (t->grid.bits) params.grid = t->grid;
+    const struct lb_gptq_params *gp = &params;
     const int64_t rows = src->rows, cols = src->cols;
     struct gptq_codes codes;
     lb_status st = gptq_codes_alloc(&codes, rows, cols, gp->grid, err);
@@ -303,7 +307,7 @@ lb_status seq_quantize(struct lb_model *m, struct seq_tensor *t, int n, const st
     struct seq_state S = {.m = m, .p = p, .t = t, .n_t = n, .n_ctx = p->calib.n_ctx};
     for (int i = 0; i < n; i++) t[i].data = NULL;
     for (int i = 0; i < n; i++)
-        if (t[i].gptq && (!p->gptq || lb_grid_type(p->gptq->grid) != t[i].type))
+        if (t[i].gptq && (!p->gptq || lb_grid_type(t[i].grid.bits ? t[i].grid : p->gptq->grid) != t[i].type))
             return lb_fail(err, LB_ERR_ARG, "calibration: tensor '%s' is planned as GPTQ into %s, which does not "
                            "hold the grid", t[i].name, lb_type_name(t[i].type) ? lb_type_name(t[i].type) : "no type");
     int32_t *tokens = NULL;

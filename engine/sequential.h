@@ -33,6 +33,7 @@ struct seq_tensor {
     const char *name;  // GGUF name: token_embd.weight, blk.N.attn_q.weight, ...
     lb_type type;      // the type to write
     bool gptq;         // GPTQ onto the grid (type must be lb_grid_type of it); else the type's reference quantizer
+    struct lb_grid grid; // when gptq: the grid (bits 0: seq_params.gptq's); a row fallback's is a smaller group
     // Filled by seq_quantize for token_embd and the layers' matrices (others
     // stay NULL): rows × row_bytes(type, cols) bytes, the caller's to free.
     void *data;

@@ -146,7 +146,9 @@ int cmd_quantize(int argc, char **argv) {
                 if (t->out_error_rtn >= 0) snprintf(r, sizeof r, "%.3e", t->out_error_rtn);
                 printf(" %10s %10s", o, r);
             }
-            printf("  %s\n", t->method ? t->method : t->rule);
+            // A fallback that GPTQ still made (at the fallback's grid) says both.
+            if (t->method && t->fallback) printf("  %s (%s)\n", t->rule, t->method);
+            else printf("  %s\n", t->method ? t->method : t->rule);
         }
     }
     if (calibrated)

@@ -11,6 +11,8 @@
  *     at several row lengths;
  *   - FP8 codes: the conversion of all 256 codes and the encoder's rounding
  *     (ties to even), saturation, subnormals and NaN;
+ *   - NF4_DQ rows of up to 256 absmax values (16384 weights) quantize, wider
+ *     ones are refused naming the tensor;
  *   - grid.c: for every grid (2/3/4/8 bits, group 32/64/128/channel,
  *     symmetric or not, plus 5 bits at 32) pack → decode equals
  *     scale·(q − zero) up to the type's scale precision, and bad grids are
@@ -31,6 +33,7 @@
 #include <string.h>
 
 #include "fp16.h"
+#include "gguf.h"
 #include "grid.h"
 #include "lowbit.h"
 #include "lbtest.h"
@@ -346,6 +349,54 @@ static void test_nf4_dq(void **state) {
     free(y);
 }
 
+// NF4_DQ rows: one second-level block of at most 256 absmax values each, as
+// bitsandbytes' blocksize 256. A row of 256 × 64 weights quantizes (and
+// decodes about as well as NF4); one block more is refused, naming the tensor.
+static void test_nf4_dq_row_limit(void **state) {
+    (void)state;
+    const int64_t widths[2] = {256 * 64, 257 * 64}, rows = 2;
+    lb_error err = {0};
+    lb_profile *p = NULL;
+    if (lb_profile_find(&p, "nf4-double-quant", &err) != LB_OK) fail_msg("%s", err.msg);
+    float *x = malloc(sizeof(float) * (size_t)(widths[1] * rows));
+    rng r = {17};
+    fill_gaussian(&r, x, widths[1] * rows, 0.02f);
+    for (int k = 0; k < 2; k++) {
+        struct gguf_writer *w = gguf_writer_new();
+        assert_non_null(w);
+        char in[64], out[64];
+        snprintf(in, sizeof in, "dq%d.gguf", k);
+        snprintf(out, sizeof out, "dq%d-q.gguf", k);
+        if (gguf_writer_set_str(w, "general.architecture", "llama", &err) ||
+            gguf_writer_add_tensor(w, "blk.0.ffn_down.weight", LB_TYPE_F32, 2, (int64_t[]){widths[k], rows}, x,
+                                   sizeof(float) * (size_t)(widths[k] * rows), &err) ||
+            gguf_writer_write(w, tmp_path(in), &err))
+            fail_msg("%s", err.msg);
+        gguf_writer_free(w);
+        char in_path[4096];
+        snprintf(in_path, sizeof in_path, "%s", tmp_path(in));
+        lb_quantize_params qp = {.profile = p, .n_threads = 1};
+        lb_quantize_stats st;
+        const lb_status s = lb_quantize_file(in_path, tmp_path(out), &qp, &st, &err);
+        if (k == 0) {
+            if (s != LB_OK) fail_msg("%s", err.msg);
+            assert_int_equal(st.tensors[0].type_out, LB_TYPE_NF4_DQ);
+            print_message("NF4_DQ, rows of %lld: rel. error %.4f\n", (long long)widths[k], st.tensors[0].rel_error);
+            assert_true(st.tensors[0].rel_error > 0 && st.tensors[0].rel_error < 0.12); // NF4 is about 0.1 on N(0, 1)
+            lb_quantize_stats_free(&st);
+        } else {
+            assert_int_equal(s, LB_ERR_UNSUPPORTED);
+            print_message("%s\n", err.msg);
+            assert_non_null(strstr(err.msg, "blk.0.ffn_down.weight"));
+            assert_non_null(strstr(err.msg, "rows of 16448 weights"));
+            assert_non_null(strstr(err.msg, "at most 16384"));
+            assert_int_equal(access(tmp_path(out), F_OK), -1); // nothing written
+        }
+    }
+    free(x);
+    lb_profile_free(p);
+}
+
 // ---------------------------------------------------------------------------
 // Grids
 
@@ -510,6 +561,7 @@ int main(void) {
         cmocka_unit_test(test_scalar_vs_avx2),
         cmocka_unit_test(test_fp8),
         cmocka_unit_test(test_nf4_dq),
+        cmocka_unit_test(test_nf4_dq_row_limit),
         cmocka_unit_test(test_grid_pack),
         cmocka_unit_test(test_stories_profiles),
     };
