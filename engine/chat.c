@@ -64,6 +64,9 @@ struct kld_job {
 // wants (CFS weight 15 against 1024) and all of an idle one, so samples are
 // measured mostly between replies, catching up on the new tokens in one batch.
 enum { KLD_NICE = 19 };
+// Tokens per forward pass of the reference's catch-up: the most a switch back
+// to the source waits for (ref_drop).
+enum { KLD_PIECE = 8 };
 
 struct lb_chat {
     lb_model *model;
@@ -242,6 +245,13 @@ static lb_status ref_open(lb_chat *c, lb_error *err) {
     return LB_OK;
 }
 
+static bool ref_close_wanted(lb_chat *c) {
+    pthread_mutex_lock(&c->kld_mu);
+    const bool wanted = c->ref_close;
+    pthread_mutex_unlock(&c->kld_mu);
+    return wanted;
+}
+
 static void kld_measure(lb_chat *c, struct kld_job *job) {
     lb_error err = {0};
     const double t0 = lb_time_s();
@@ -260,8 +270,14 @@ static void kld_measure(lb_chat *c, struct kld_job *job) {
     int keep = 0;
     while (keep < c->ref_n && keep < job->n && c->ref_tok[keep] == job->tokens[keep]) keep++;
     if (keep == job->n && keep > 0) keep--; // re-evaluate one token to get its logits
-    const bool ok = lb_kv_cache_truncate(c->ref_ctx, keep, &err) == LB_OK &&
-                    lb_decode(c->ref_ctx, job->tokens + keep, job->n - keep, c->ref_logits, &err) == LB_OK;
+    // In pieces, so that a switch back to the source (ref_drop) waits for one
+    // piece at most, not for a whole catch-up at this thread's low priority.
+    bool ok = lb_kv_cache_truncate(c->ref_ctx, keep, &err) == LB_OK;
+    for (int i = keep; ok && i < job->n; i += KLD_PIECE) {
+        if (ref_close_wanted(c)) ok = false;
+        const int n = job->n - i < KLD_PIECE ? job->n - i : KLD_PIECE;
+        if (ok) ok = lb_decode(c->ref_ctx, job->tokens + i, n, c->ref_logits, &err) == LB_OK;
+    }
     if (!ok) {
         c->ref_n = 0;
         lb_kv_cache_truncate(c->ref_ctx, 0, NULL);
@@ -312,9 +328,11 @@ static void *kld_main(void *arg) {
 #endif
     pthread_mutex_lock(&c->kld_mu);
     for (;;) {
-        while (!c->kld_quit && !c->job.tokens && !c->ref_close) pthread_cond_wait(&c->kld_cv, &c->kld_mu);
+        // A close waits while a measurement (ref_acquire) holds the reference.
+        while (!c->kld_quit && !c->job.tokens && !(c->ref_close && !c->kld_busy))
+            pthread_cond_wait(&c->kld_cv, &c->kld_mu);
         if (c->kld_quit) break;
-        if (c->ref_close) {
+        if (c->ref_close && !c->kld_busy) {
             c->ref_close = false;
             c->kld_busy = true;
             pthread_mutex_unlock(&c->kld_mu);
@@ -338,8 +356,10 @@ static void *kld_main(void *arg) {
 }
 
 // The weights are the source's again (a switch back to the file's types):
-// nothing is measured there, so the reference only holds memory. Free it now
-// if no sample runs, else have the KL thread free it after its sample; it is
+// nothing is measured there, so the reference only holds memory. Free it
+// before the switch ends: now if no sample runs, else the KL thread stops its
+// sample at the next piece and frees it, and this (switching) thread waits
+// for that, so that the memory a switch reports is the memory after it. It is
 // opened again by the next sample after a switch away. Not while a compare
 // chat holds it.
 static void ref_drop(lb_chat *c) {
@@ -353,6 +373,12 @@ static void ref_drop(lb_chat *c) {
     c->job = (struct kld_job){0};
     if (c->kld_busy) {
         c->ref_close = true;
+        pthread_cond_signal(&c->kld_cv);
+        while (c->kld_busy || c->ref_close) { // the KL thread clears both once it has freed it
+            pthread_mutex_unlock(&c->kld_mu);
+            usleep(1000);
+            pthread_mutex_lock(&c->kld_mu);
+        }
         pthread_mutex_unlock(&c->kld_mu);
         return;
     }
@@ -1198,6 +1224,7 @@ static void ref_acquire(lb_chat *r) {
 static void ref_release(lb_chat *r) {
     pthread_mutex_lock(&r->kld_mu);
     r->kld_busy = false;
+    pthread_cond_signal(&r->kld_cv); // a close may be waiting for it
     pthread_mutex_unlock(&r->kld_mu);
 }
 
