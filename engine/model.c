@@ -537,6 +537,8 @@ static lb_status requantize(lb_model *m, lb_type type, const struct lb_profile *
                 goto done;
         } else if (src[i]->cols % tr->block_size == 0) {
             next[i].type = type;
+            if ((st = lb_quant_check_row(type, "requantize", src[i]->name ? src[i]->name : "", src[i]->cols, err)))
+                goto done;
         }
         // LLM.int8's outlier columns are folded back into the rows below when
         // the type changes; the new tensor has none of its own.

@@ -117,12 +117,15 @@ static lb_type mix_type(enum lb_ftype ftype, lb_type t, enum category cat, int l
     }
 }
 
-// The profile's fallback when it names one; else, for lowbit's integer grid
+// NF4_DQ on rows wider than 16384: NF4. Else the profile's fallback when it names one; else, for lowbit's integer grid
 // types, the same bits and symmetry in the largest smaller group that fits
 // (grid.h, lb_grid_fallback: INT4Z_G128 → INT4Z_G64 → Q4_1 → INT4Z_C), so a
 // calibrated method still has a grid to work on; else llama.cpp's
 // tensor_type_fallback. F16 when nothing fits.
 static lb_type fallback_type(const struct lb_profile *p, lb_type t, int64_t ne0) {
+    // One NF4_DQ row header holds one second-level block of at most 256
+    // absmax values (quants.h); wider rows keep NF4's codes with fp16 absmax.
+    if (t == LB_TYPE_NF4_DQ && ne0 % QK_BNB4 == 0 && ne0 > (int64_t)LB_NF4_DQ_MAX_ABSMAX * QK_BNB4) return LB_TYPE_NF4;
     if (lb_type_block_size(t) <= 0 || ne0 % lb_type_block_size(t) == 0) return t; // (no type: refused by the caller)
     lb_type f = t;
     if (p->fallback != LB_TYPE_COUNT) f = p->fallback;

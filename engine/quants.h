@@ -157,8 +157,9 @@ extern const float lb_bnb_dynamic_map[256];
 void lb_dequantize_row_nf4_dq(const void *src, float *dst, int64_t n);
 void lb_quantize_row_nf4_dq_ref(const float *src, void *dst, int64_t n);
 // The most absmax values one NF4_DQ row double-quantizes together: bitsandbytes'
-// second-level block size. Rows of more than 256 × 64 weights are refused
-// (lb_quant_check_row), not split: the row header holds one offset and scale.
+// second-level block size. Rows of more than 256 × 64 weights fall back to NF4
+// (quantize.c) and are refused by lb_quant_check_row, not split: the row header
+// holds one offset and scale.
 enum { LB_NF4_DQ_MAX_ABSMAX = 256 };
 float lb_vec_dot_nf4_dq_f32(int64_t n, const void *w, const void *a);
 

@@ -160,10 +160,11 @@ float lb_vec_dot_fp4_f32(int64_t n, const void *w, const void *a) { return vec_d
 //     tensor's: one float offset and one float scale per row (a 4096-wide
 //     row has 64 absmax values: 8 bytes per 4096 weights, 0.016 bpw). So
 //     that no second-level block holds more than bitsandbytes' 256 absmax
-//     values, rows wider than 256 × 64 = 16384 weights are refused as
-//     NF4_DQ (quantize.c, lb_quant_check_row, names the tensor) rather than
-//     given one offset and scale for more; splitting them would change the
-//     row layout that the kernels read.
+//     values, rows wider than 256 × 64 = 16384 weights fall back to NF4
+//     (quantize.c, fallback_type: the same codes, the absmax in fp16) rather
+//     than being given one offset and scale for more; splitting them would
+//     change the row layout that the kernels read. lb_quant_check_row refuses
+//     such a row should any other path ask for it.
 //   - the 4-bit codes are chosen against the absmax as decoded (double
 //     quantized), as the NF4 type does with its fp16-rounded absmax; bnb
 //     picks them against the exact absmax and decodes with the approximate
