@@ -33,6 +33,7 @@
 #include "model.h"
 #include "repack.h"
 #include "kernels_avx512.h"
+#include "kernels_batch.h"
 
 // The scalar table names the reference functions explicitly (rather than
 // leaving NULLs) so that it reads as the list of what every ISA must provide.
@@ -75,6 +76,7 @@ const struct lb_kernels lb_kernels_scalar = {
     .gemm_f16 = lb_gemm_f16_ref,
     .attn_scores = lb_attn_scores_ref,
     .attn_accum = lb_attn_accum_ref,
+    .dot_batch = lb_dot_batch_scalar,
 };
 
 #if defined(__x86_64__) || defined(__i386__)

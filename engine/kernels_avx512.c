@@ -26,6 +26,9 @@
  * the dot products scale two 32-element blocks per 16-lane FMA, so only their
  * float accumulation order differs (as AVX2's 8 lanes do).
  *
+ *   dot_batch   Q8_0, Q4_0 (kernels_batch.h: bit-identical to the above);
+ *               AVX2's for the types whose single-token kernels are AVX2's
+ *
  * F16's vec_dot/vec_dot4 stay AVX2's on purpose: F16 decode is bound by
  * memory, and keeping them keeps the AVX2 small-batch kernel (kernels_batch.h
  * requires it to match the table's single-token kernels bit for bit), which
@@ -185,20 +188,43 @@ static void to_float_f16(const void *src, float *dst, int64_t n) {
 // (one half each), scaled by that block's d into 16 float lanes. An odd last
 // block goes alone with a zero upper half (d = 0 there).
 
+// The weights of blocks i and j (j = i + 1, or i again for an odd last block,
+// whose half is then scaled by 0), ready for any number of activation rows.
+struct q8_pair {
+    __m512i abs;   // |codes|
+    __mmask64 neg; // codes < 0
+    float d0, d1;  // the blocks' scales
+};
+
+static ALWAYS_INLINE struct q8_pair q8_0_pair(const block_q8_0 *x, int64_t i, int64_t j) {
+    const __m512i q = load2x256(x[i].qs, x[j].qs);
+    return (struct q8_pair){_mm512_abs_epi8(q), _mm512_movepi8_mask(q), fp16_to_f32(x[i].d), fp16_to_f32(x[j].d)};
+}
+
+static ALWAYS_INLINE struct q8_pair q4_0_pair(const block_q4_0 *x, int64_t i, int64_t j) {
+    const __m512i q = _mm512_sub_epi8(unpack_nibbles_2x32(x[i].qs, x[j].qs), _mm512_set1_epi8(8));
+    return (struct q8_pair){_mm512_abs_epi8(q), _mm512_movepi8_mask(q), fp16_to_f32(x[i].d), fp16_to_f32(x[j].d)};
+}
+
+// acc + the pair's two block dot products with activation blocks i, j, each
+// scaled by its d (the second by 0 when j == i). The one step every Q8_0 /
+// Q4_0 dot product here is made of, so the batch kernels below give the
+// single-token kernels' bits.
+static ALWAYS_INLINE __m512 pair_step(__m512 acc, const struct q8_pair *w, const block_q8_0 *y, int64_t i, int64_t j) {
+    const __m512i ya = load2x256(y[i].qs, y[j].qs);
+    const __m512i dot = dpbusd(_mm512_setzero_si512(), w->abs, _mm512_mask_sub_epi8(ya, w->neg, _mm512_setzero_si512(), ya));
+    const float d1 = j != i ? w->d1 * fp16_to_f32(y[j].d) : 0.0f;
+    return _mm512_fmadd_ps(set2_ps(w->d0 * fp16_to_f32(y[i].d), d1), cvt_i32_ps(dot), acc);
+}
+
 static float vec_dot_q8_0(int64_t n, const void *w, const void *a) {
     const block_q8_0 *x = w, *y = a;
     const int64_t nb = n / QK8_0;
     __m512 acc = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        const __m512i dot = dpbssd(_mm512_setzero_si512(), load2x256(x[i].qs, x[i + 1].qs), load2x256(y[i].qs, y[i + 1].qs));
-        const __m512 d = set2_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d), fp16_to_f32(x[i + 1].d) * fp16_to_f32(y[i + 1].d));
-        acc = _mm512_fmadd_ps(d, cvt_i32_ps(dot), acc);
-    }
-    if (i < nb) {
-        const __m512i dot = dpbssd(_mm512_setzero_si512(), join_si(load256(x[i].qs), _mm256_setzero_si256()),
-                                   join_si(load256(y[i].qs), _mm256_setzero_si256()));
-        acc = _mm512_fmadd_ps(set2_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d), 0.0f), cvt_i32_ps(dot), acc);
+    for (int64_t i = 0; i < nb; i += 2) {
+        const int64_t j = i + 1 < nb ? i + 1 : i;
+        const struct q8_pair p = q8_0_pair(x, i, j);
+        acc = pair_step(acc, &p, y, i, j);
     }
     return hsum_f32x16(acc);
 }
@@ -207,18 +233,44 @@ static float vec_dot_q4_0(int64_t n, const void *w, const void *a) {
     const block_q4_0 *x = w;
     const block_q8_0 *y = a;
     const int64_t nb = n / QK8_0;
-    const __m512i eight = _mm512_set1_epi8(8);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i += 2) {
-        const bool pair = i + 1 < nb;
-        const int64_t j = pair ? i + 1 : i; // an odd last block is paired with itself, scaled by 0
-        const __m512i q = _mm512_sub_epi8(unpack_nibbles_2x32(x[i].qs, x[j].qs), eight);
-        const __m512i dot = dpbssd(_mm512_setzero_si512(), q, load2x256(y[i].qs, y[j].qs));
-        const float d1 = pair ? fp16_to_f32(x[j].d) * fp16_to_f32(y[j].d) : 0.0f;
-        acc = _mm512_fmadd_ps(set2_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d), d1), cvt_i32_ps(dot), acc);
+        const int64_t j = i + 1 < nb ? i + 1 : i;
+        const struct q8_pair p = q4_0_pair(x, i, j);
+        acc = pair_step(acc, &p, y, i, j);
     }
     return hsum_f32x16(acc);
 }
+
+// Small batches (kernels_batch.h): each row's block pairs unpacked once and
+// stepped into up to BATCH_T tokens' accumulators, exactly as vec_dot_q8_0 /
+// vec_dot_q4_0 step one token's.
+enum { BATCH_T = 8 };
+
+#define DOT_BATCH(name, block_t, make_pair)                                                                     \
+    static void name(int64_t cols, const void *w, size_t w_stride, int rows, int quad, const void *a,          \
+                     size_t a_stride, int n, float *y, size_t ldy) {                                           \
+        (void)quad; /* no four-row kernel for these types */                                                  \
+        const int64_t nb = cols / QK8_0;                                                                       \
+        for (int r = 0; r < rows; r++) {                                                                       \
+            const block_t *x = (const block_t *)((const char *)w + (size_t)r * w_stride);                      \
+            for (int t0 = 0; t0 < n; t0 += BATCH_T) {                                                          \
+                const int nt = n - t0 < BATCH_T ? n - t0 : BATCH_T;                                            \
+                __m512 acc[BATCH_T];                                                                           \
+                for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();                                     \
+                for (int64_t i = 0; i < nb; i += 2) {                                                          \
+                    const int64_t j = i + 1 < nb ? i + 1 : i;                                                  \
+                    const struct q8_pair p = make_pair(x, i, j);                                               \
+                    for (int t = 0; t < nt; t++)                                                               \
+                        acc[t] = pair_step(acc[t], &p, (const block_q8_0 *)((const char *)a + (size_t)(t0 + t) * a_stride), i, j); \
+                }                                                                                              \
+                for (int t = 0; t < nt; t++) y[(size_t)(t0 + t) * ldy + r] = hsum_f32x16(acc[t]);              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+DOT_BATCH(dot_batch_q8_0, block_q8_0, q8_0_pair)
+DOT_BATCH(dot_batch_q4_0, block_q4_0, q4_0_pair)
+#undef DOT_BATCH
 
 static float vec_dot_q4_1(int64_t n, const void *w, const void *a) {
     const block_q4_1 *x = w;
@@ -523,6 +575,15 @@ void FILL(struct lb_kernels *k) {
     k->to_float[LB_TYPE_F16] = to_float_f16;
     k->gemm_x8[LB_TYPE_Q4_0] = gemm_x8_q4_0;
     k->gemm_x8[LB_TYPE_Q8_0] = gemm_x8_q8_0;
+    // Small batches: AVX2's kernels where this table kept AVX2's single-token
+    // kernels (they give those bits), this file's for Q8_0 and Q4_0.
+    static lb_dot_batch_fn batch[LB_TYPE_COUNT];
+    for (int t = 0; t < LB_TYPE_COUNT; t++)
+        if (k->vec_dot[t] == lb_kernels_avx2.vec_dot[t] && k->vec_dot4[t] == lb_kernels_avx2.vec_dot4[t])
+            batch[t] = lb_kernels_avx2.dot_batch[t];
+    batch[LB_TYPE_Q8_0] = dot_batch_q8_0;
+    batch[LB_TYPE_Q4_0] = dot_batch_q4_0;
+    k->dot_batch = batch;
 }
 
 #endif // x86
