@@ -16,7 +16,7 @@
  * exact here (maddubs' int16 pairs cannot saturate: codes ≤ 128, |a| ≤ 127).
  *
  * What is AVX-512 here (the rest of the table is lb_kernels_avx2's):
- *   vec_dot     F32; Q8_0, Q4_0 (× Q8_0); Q4_1 (× Q8_1); the integer grid
+ *   vec_dot     F32; Q8_0, Q4_0, Q5_0 (× Q8_0); Q4_1, Q5_1 (× Q8_1); the integer grid
  *               types INT8/INT4/INT3/INT2 (per channel, per group, zero point)
  *   from_float  Q8_0, Q8_1 (byte-identical to the reference quantizers)
  *   to_float    F16 (exact)
@@ -285,6 +285,50 @@ static float vec_dot_q4_1(int64_t n, const void *w, const void *a) {
         if (pair) summs += fp16_to_f32(x[j].m) * fp16_to_f32(y[j].s);
         const __m512i dot = dpbusd(_mm512_setzero_si512(), unpack_nibbles_2x32(x[i].qs, x[j].qs), load2x256(y[i].qs, y[j].qs));
         const float d1 = pair ? fp16_to_f32(x[j].d) * fp16_to_f32(y[j].d) : 0.0f;
+        acc = _mm512_fmadd_ps(set2_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d), d1), cvt_i32_ps(dot), acc);
+    }
+    return hsum_f32x16(acc) + summs;
+}
+
+// Q5_0 / Q5_1: the 5-bit codes of two blocks, 0..31 (nibbles plus bit 4 from qh).
+static ALWAYS_INLINE __m512i unpack_q5_2x32(const uint8_t *qs0, const uint8_t *qh0, const uint8_t *qs1,
+                                            const uint8_t *qh1) {
+    uint32_t h0, h1;
+    memcpy(&h0, qh0, 4);
+    memcpy(&h1, qh1, 4);
+    // Byte k of each half takes bit k of its block's qh: 64 mask bits, one per byte.
+    const __mmask64 high = (__mmask64)h0 | (__mmask64)h1 << 32;
+    return _mm512_or_si512(unpack_nibbles_2x32(qs0, qs1), _mm512_maskz_mov_epi8(high, _mm512_set1_epi8(0x10)));
+}
+
+static float vec_dot_q5_0(int64_t n, const void *w, const void *a) {
+    const block_q5_0 *x = w;
+    const block_q8_0 *y = a;
+    const int64_t nb = n / QK8_0;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i += 2) {
+        const int64_t j = i + 1 < nb ? i + 1 : i; // an odd last block pairs with itself, scaled by 0
+        const __m512i q = _mm512_sub_epi8(unpack_q5_2x32(x[i].qs, x[i].qh, x[j].qs, x[j].qh), _mm512_set1_epi8(16));
+        const __m512i dot = dpbssd(_mm512_setzero_si512(), q, load2x256(y[i].qs, y[j].qs));
+        const float d1 = j != i ? fp16_to_f32(x[j].d) * fp16_to_f32(y[j].d) : 0.0f;
+        acc = _mm512_fmadd_ps(set2_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d), d1), cvt_i32_ps(dot), acc);
+    }
+    return hsum_f32x16(acc);
+}
+
+static float vec_dot_q5_1(int64_t n, const void *w, const void *a) {
+    const block_q5_1 *x = w;
+    const block_q8_1 *y = a;
+    const int64_t nb = n / QK8_1;
+    __m512 acc = _mm512_setzero_ps();
+    float summs = 0.0f;
+    for (int64_t i = 0; i < nb; i += 2) {
+        const int64_t j = i + 1 < nb ? i + 1 : i;
+        summs += fp16_to_f32(x[i].m) * fp16_to_f32(y[i].s);
+        if (j != i) summs += fp16_to_f32(x[j].m) * fp16_to_f32(y[j].s);
+        const __m512i q = unpack_q5_2x32(x[i].qs, x[i].qh, x[j].qs, x[j].qh);
+        const __m512i dot = dpbusd(_mm512_setzero_si512(), q, load2x256(y[i].qs, y[j].qs));
+        const float d1 = j != i ? fp16_to_f32(x[j].d) * fp16_to_f32(y[j].d) : 0.0f;
         acc = _mm512_fmadd_ps(set2_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d), d1), cvt_i32_ps(dot), acc);
     }
     return hsum_f32x16(acc) + summs;
@@ -564,6 +608,8 @@ void FILL(struct lb_kernels *k) {
     k->vec_dot[LB_TYPE_Q8_0] = vec_dot_q8_0;
     k->vec_dot[LB_TYPE_Q4_0] = vec_dot_q4_0;
     k->vec_dot[LB_TYPE_Q4_1] = vec_dot_q4_1;
+    k->vec_dot[LB_TYPE_Q5_0] = vec_dot_q5_0;
+    k->vec_dot[LB_TYPE_Q5_1] = vec_dot_q5_1;
 #define INT_ENTRY(ID, fn, bits, group, zp) k->vec_dot[LB_TYPE_##ID] = vec_dot_##fn;
     LB_INT_TYPES(INT_ENTRY)
 #undef INT_ENTRY
