@@ -21,13 +21,16 @@
  *   from_float  Q8_0, Q8_1 (byte-identical to the reference quantizers)
  *   to_float    F16 (exact)
  *   gemm_x8     Q4_0, Q8_0 (bit-identical to the references in repack.c)
+ *   dot_batch   Q8_0, Q4_0 (kernels_batch.h: bit-identical to this file's
+ *               vec_dot); AVX2's for the types whose single-token kernels
+ *               are AVX2's
  * How results relate to the scalar references: integer parts exact, then for
  * the x8 kernels the same float operations in the same order (bit-identical);
  * the dot products scale two 32-element blocks per 16-lane FMA, so only their
  * float accumulation order differs (as AVX2's 8 lanes do).
- *
- *   dot_batch   Q8_0, Q4_0 (kernels_batch.h: bit-identical to the above);
- *               AVX2's for the types whose single-token kernels are AVX2's
+ * Signed × signed products move the weight's sign onto the activation, so,
+ * as in AVX2's kernels, activation codes must be > −128: the Q8 quantizers
+ * never write −128.
  *
  * F16's vec_dot/vec_dot4 stay AVX2's on purpose: F16 decode is bound by
  * memory, and keeping them keeps the AVX2 small-batch kernel (kernels_batch.h
