@@ -36,6 +36,7 @@
 #include "attention.h"
 #include "model.h"
 #include "repack.h"
+#include "kernels_batch.h"
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -653,6 +654,7 @@ const struct lb_kernels lb_kernels_avx2 = {
     .gemm_f16 = lb_gemm_f16_avx2,       // kernels_avx2_gemm.c
     .attn_scores = lb_attn_scores_avx2, // kernels_avx2_attn.c
     .attn_accum = lb_attn_accum_avx2,
+    .dot_batch = lb_dot_batch_avx2,     // kernels_avx2_batch.c
 };
 
 #endif // x86

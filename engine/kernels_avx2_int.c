@@ -22,7 +22,7 @@
  * helpers at the top repeat kernels_avx2.c's (they are static there, and that
  * file is kept as it is).
  *
- * No AVX-512 versions: this machine has no AVX-512 to test them on.
+ * The integer grids' AVX-512 versions are in kernels_avx512.c.
  */
 #if defined(__x86_64__) || defined(__i386__)
 

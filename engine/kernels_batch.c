@@ -182,9 +182,5 @@ const lb_dot_batch_fn lb_dot_batch_avx2[LB_TYPE_COUNT] = {0};
 lb_dot_batch_fn lb_kernel_dot_batch(lb_type t) {
     if ((unsigned)t >= LB_TYPE_COUNT) return NULL;
     const struct lb_kernels *k = lb_kernels();
-    if (k == &lb_kernels_scalar) return lb_dot_batch_scalar[t];
-#if defined(__x86_64__) || defined(__i386__)
-    if (k == &lb_kernels_avx2) return lb_dot_batch_avx2[t];
-#endif
-    return NULL;
+    return k->dot_batch ? k->dot_batch[t] : NULL;
 }

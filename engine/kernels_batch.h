@@ -34,14 +34,15 @@
 // rows (a multiple of 4) are those the single-token path computes with the
 // ISA's vec_dot4 (its four-row kernel), the rest those it computes with
 // vec_dot; quad is 0 where the ISA has no four-row kernel for the type.
-typedef void (*lb_dot_batch_fn)(int64_t cols, const void *w, size_t w_stride, int rows, int quad,
-                                const void *a, size_t a_stride, int n, float *y, size_t ldy);
+// (lb_dot_batch_fn is declared in types.h, beside the kernel table that holds them.)
 
 // The chosen ISA's small-batch kernel for weights of type t, or NULL when
 // there is none (matmul then calls the single-token kernels per token).
 lb_dot_batch_fn lb_kernel_dot_batch(lb_type t);
 
-// The tables: scalar in kernels_batch.c, AVX2 in kernels_avx2_batch.c.
+// The tables: scalar in kernels_batch.c, AVX2 in kernels_avx2_batch.c; the
+// AVX-512 tables build theirs in kernels_avx512.c. A kernel table points at
+// its own (lb_kernels.dot_batch).
 extern const lb_dot_batch_fn lb_dot_batch_scalar[LB_TYPE_COUNT];
 extern const lb_dot_batch_fn lb_dot_batch_avx2[LB_TYPE_COUNT];
 

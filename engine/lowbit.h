@@ -164,7 +164,9 @@ lb_status lb_type_from_float(lb_type type, const float *src, void *dst, int64_t 
 // a single row, lb_type_from_float treats it as a tensor of one row.
 lb_status lb_type_from_float_rows(lb_type type, const float *src, void *dst, int64_t rows, int64_t n);
 
-// Forced dispatch of the CPU kernels: "scalar", "avx2" or "auto". The choice
+// Forced dispatch of the CPU kernels: "scalar", "avx2", "avx512",
+// "avx512vnni", "avx512-emulated", "avx512vnni-emulated" (tests) or "auto"
+// (kernels.c lists what each needs). The choice
 // is normally made once from cpuid and the LOWBIT_CPU environment variable;
 // returns false when the ISA is unknown or this CPU cannot run it.
 bool lb_cpu_select(const char *isa);

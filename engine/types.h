@@ -34,6 +34,10 @@ typedef void (*lb_attn_accum_fn)(int d, int nk, const float *p, const float *v, 
 // for r < nr (rows ws bytes apart), t < n (rows xs floats apart), k columns.
 typedef void (*lb_gemm_f16_fn)(int64_t k, int nr, const void *w, size_t ws, int n, const float *x, size_t xs,
                                float *y, size_t ldy);
+// A few weight rows against n activation rows (kernels_batch.h states the
+// contract: bit-identical to the same table's single-token kernels).
+typedef void (*lb_dot_batch_fn)(int64_t cols, const void *w, size_t w_stride, int rows, int quad,
+                                const void *a, size_t a_stride, int n, float *y, size_t ldy);
 // Eight interleaved rows (one x8 group, repack.h) against n activation rows.
 typedef void (*lb_gemm_x8_fn)(int64_t cols, const void *group, const void *act, size_t act_stride,
                               const int32_t *aux, size_t aux_stride, int n, float *y, size_t ldy);
@@ -73,6 +77,7 @@ struct lb_kernels {
     lb_gemm_f16_fn gemm_f16;                    // matmul_float.c; NULL: the scalar reference
     lb_attn_scores_fn attn_scores;              // attention.c; NULL: the scalar reference
     lb_attn_accum_fn attn_accum;
+    const lb_dot_batch_fn *dot_batch;           // small batches, per type (kernels_batch.h); NULL: none
 };
 const struct lb_kernels *lb_kernels(void);
 

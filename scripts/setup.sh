@@ -11,7 +11,7 @@ mode=${1:-build}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 debs=(build-essential autoconf automake pkg-config libopenblas-dev libncurses-dev libyaml-dev
-      libcmocka-dev python3 python3-pip tmux)
+      libcmocka-dev libsimde-dev python3 python3-pip tmux)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

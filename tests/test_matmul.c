@@ -39,7 +39,7 @@ static void test_float_gemm(void **state) {
     const lb_type types[] = {LB_TYPE_F16, LB_TYPE_F32, LB_TYPE_BF16};
     const int64_t shapes[][2] = {{13, 264}, {70, 512}, {4, 37}};
     const int batches[] = {16, 17, 35};
-    const char *isas[] = {"scalar", "avx2"};
+    const char *isas[] = {"scalar", "avx2", "avx512", "avx512vnni", "avx512-emulated", "avx512vnni-emulated"};
     for (size_t ty = 0; ty < sizeof types / sizeof types[0]; ty++) {
         double worst = 0;
         for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
@@ -59,8 +59,8 @@ static void test_float_gemm(void **state) {
             struct lb_weight wt = {.name = "w", .type = t, .rows = rows, .cols = cols, .data = w};
             for (int th = 1; th <= 2; th++) {
                 struct lb_threadpool *pool = threadpool_new(th);
-                for (int is = 0; is < 2; is++) {
-                    if (!lb_cpu_select(isas[is])) continue;
+                for (size_t is = 0; is < sizeof isas / sizeof isas[0]; is++) {
+                    if (!lb_cpu_select(isas[is])) continue; // not on this CPU, or not built
                     for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
                         const int n = batches[b];
                         struct lb_matmul_scratch s = {0};

@@ -195,11 +195,11 @@ static void test_per_channel_beats_per_tensor(void **state) {
 // ---------------------------------------------------------------------------
 // Forced dispatch: scalar and AVX2 agree
 
-static void test_scalar_vs_avx2(void **state) {
-    (void)state;
-    if (!lb_cpu_select("avx2")) {
-        print_message("avx2 not supported on this CPU, skipped\n");
-        skip();
+// For one SIMD table: false when this CPU (or build) has none.
+static bool scalar_vs_simd(const char *isa) {
+    if (!lb_cpu_select(isa)) {
+        print_message("%s: not supported on this CPU or not built, skipped\n", isa);
+        return false;
     }
     const int64_t lens[] = {32, 128, 256, 4096, 4097};
     rng r = {14};
@@ -221,7 +221,7 @@ static void test_scalar_vs_avx2(void **state) {
             else assert_int_equal(lb_type_from_float(at, ax, a, n), LB_OK);
             assert_true(lb_cpu_select("scalar"));
             const float s = lb_kernel_vec_dot((lb_type)t)(n, w, a);
-            assert_true(lb_cpu_select("avx2"));
+            assert_true(lb_cpu_select(isa));
             assert_ptr_not_equal(lb_kernels()->vec_dot[t], NULL); // a SIMD kernel, not the fallback
             const float v = lb_kernel_vec_dot((lb_type)t)(n, w, a);
             // Both sums are of the same exact integers (or the same float
@@ -231,13 +231,28 @@ static void test_scalar_vs_avx2(void **state) {
             double abs_sum = 0;
             for (int64_t i = 0; i < n; i++) abs_sum += fabs((double)wf[i] * ax[i]);
             if (!(fabs((double)v - s) <= 2e-6 * abs_sum))
-                fail_msg("%s n=%lld: avx2 %.9g scalar %.9g", tt->name, (long long)n, v, s);
+                fail_msg("%s n=%lld: %s %.9g scalar %.9g", tt->name, (long long)n, isa, v, s);
             checked++;
             free(wx), free(ax), free(w), free(a), free(wf);
         }
     }
-    print_message("%d (type, length) pairs agree\n", checked);
+    print_message("%s: %d (type, length) pairs agree\n", isa, checked);
     assert_true(lb_cpu_select("auto"));
+    return true;
+}
+
+static void test_scalar_vs_avx2(void **state) {
+    (void)state;
+    if (!scalar_vs_simd("avx2")) skip();
+}
+
+// The AVX-512 source, natively or through SIMDe on AVX2 (kernels_avx512.c).
+static void test_scalar_vs_avx512(void **state) {
+    (void)state;
+    const char *isas[] = {"avx512", "avx512vnni", "avx512-emulated", "avx512vnni-emulated"};
+    int ran = 0;
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) ran += scalar_vs_simd(isas[i]);
+    if (!ran) skip();
 }
 
 // ---------------------------------------------------------------------------
@@ -565,6 +580,7 @@ int main(void) {
         cmocka_unit_test(test_zero_is_exact),
         cmocka_unit_test(test_per_channel_beats_per_tensor),
         cmocka_unit_test(test_scalar_vs_avx2),
+        cmocka_unit_test(test_scalar_vs_avx512),
         cmocka_unit_test(test_fp8),
         cmocka_unit_test(test_nf4_dq),
         cmocka_unit_test(test_nf4_dq_row_limit),

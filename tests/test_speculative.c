@@ -214,13 +214,17 @@ static double check_greedy_identity(lb_model *target, lb_model *draft, const lb_
 // decoding it alone computes. For F16 and the quantized types that have such
 // kernels, on every ISA.
 static const lb_type BATCH_TYPES[] = {LB_TYPE_F16, LB_TYPE_Q8_0, LB_TYPE_Q4_0};
-static const char *const ISAS[] = {"scalar", "avx2"};
+// The AVX-512 tables natively where the CPU has them; of the two emulated
+// ones (SIMDe, slow) only the VNNI one, to keep this test's time down: the
+// kernel tests (test_types, test_repack) run both.
+static const char *const ISAS[] = {"scalar", "avx2", "avx512", "avx512vnni", "avx512vnni-emulated"};
+enum { N_ISAS = sizeof ISAS / sizeof ISAS[0] };
 
 static void test_batch_logits_bit_identical(void **state) {
     REQUIRE_SHARED();
     lb_error err = {0};
     int checked = 0;
-    for (int isa = 0; isa < 2; isa++) {
+    for (int isa = 0; isa < N_ISAS; isa++) {
         if (!lb_cpu_select(ISAS[isa])) continue;
         for (size_t ti = 0; ti < sizeof BATCH_TYPES / sizeof BATCH_TYPES[0]; ti++) {
             lb_model *m = self_draft(BATCH_TYPES[ti]);
@@ -282,7 +286,7 @@ static void test_greedy_f16_target_identical(void **state) {
     lb_model *target = self_draft(LB_TYPE_F16);
     lb_model *draft = self_draft(LB_TYPE_Q4_0);
     lb_sampler_params sp = greedy_params();
-    for (int isa = 0; isa < 2; isa++) {
+    for (int isa = 0; isa < N_ISAS; isa++) {
         if (!lb_cpu_select(ISAS[isa])) continue;
         double rate = check_greedy_identity(target, draft, &sp);
         print_message("%s: F16 target, self-draft Q4_0: greedy identical, acceptance %.3f\n", ISAS[isa], rate);

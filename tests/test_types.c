@@ -17,6 +17,7 @@
  * Uses lowbit.h, plus types.h for the table and blocks.h to read the one
  * block field a reference needs (q4_1/q5_1 mins, see dot_reference).
  */
+#include "config.h"
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,7 +88,9 @@ static double round_trip(lb_type t, const float *x, float *y, int64_t n) {
     return r > 0 ? rms_diff(x, y, n) / r : rms_diff(x, y, n);
 }
 
-static const char *const isas[] = {"scalar", "avx2"};
+// Every ISA a build can have; those this CPU (or build) lacks are skipped.
+// The emulated ones run the AVX-512 source through SIMDe on AVX2.
+static const char *const isas[] = {"scalar", "avx2", "avx512", "avx512vnni", "avx512-emulated", "avx512vnni-emulated"};
 
 // ---------------------------------------------------------------------------
 // Round trip and re-quantization
@@ -258,17 +261,16 @@ static void test_vec_dot(void **state) {
     assert_true(lb_cpu_select("auto"));
 }
 
-// AVX2 against scalar on the same inputs: dot products agree to float
-// rounding, activation quantizers byte for byte.
-static void test_avx2_matches_scalar(void **state) {
-    (void)state;
-#if !defined(__x86_64__) && !defined(__i386__)
-    skip(); // lb_kernels_avx2 exists only on x86
-#else
-    if (!lb_cpu_select("avx2")) {
-        print_message("avx2 not supported on this CPU, skipped\n");
-        skip();
+// A SIMD table against scalar on the same inputs: dot products agree to
+// float rounding, activation quantizers byte for byte, row conversions bit
+// for bit. False when this CPU (or build) has no such table.
+static bool simd_matches_scalar(const char *isa) {
+    if (!lb_cpu_select(isa)) {
+        print_message("%s: not supported on this CPU or not built, skipped\n", isa);
+        return false;
     }
+    const struct lb_kernels *kt = lb_kernels();
+    assert_string_equal(kt->isa, isa);
     lb_type types[LB_TYPE_COUNT];
     const int n_types = all_types(types);
     const int64_t n = 16 * QK_K;
@@ -283,18 +285,18 @@ static void test_avx2_matches_scalar(void **state) {
     for (int k = 0; k < n_types; k++) {
         const lb_type t = types[k];
         const struct lb_type_traits *tt = lb_traits(t);
-        lb_from_float_fn avx2_quant = lb_kernels_avx2.from_float[t];
+        lb_from_float_fn avx2_quant = kt->from_float[t];
         if (avx2_quant) {
             const size_t bytes = lb_type_row_bytes(t, n);
             uint8_t *q_ref = malloc(bytes), *q_simd = malloc(bytes);
             tt->from_float_ref(ax, q_ref, n);
             avx2_quant(ax, q_simd, n);
             assert_memory_equal(q_ref, q_simd, bytes);
-            print_message("from_float avx2 %-5s byte-identical to reference\n", tt->name);
+            print_message("from_float %s %-5s byte-identical to reference\n", isa, tt->name);
             free(q_ref);
             free(q_simd);
         }
-        lb_to_float_fn avx2_to_float = lb_kernels_avx2.to_float[t];
+        lb_to_float_fn avx2_to_float = kt->to_float[t];
         if (avx2_to_float) {
             // n + 3 elements exercise the scalar tail after the 8-wide loop.
             const int64_t m = tt->block_size == 1 ? n + 3 : n;
@@ -307,13 +309,13 @@ static void test_avx2_matches_scalar(void **state) {
             tt->to_float(q, ref, m);
             avx2_to_float(q, simd, m);
             assert_memory_equal(ref, simd, m * sizeof *ref);
-            print_message("to_float avx2 %-5s bit-identical to reference\n", tt->name);
+            print_message("to_float %s %-5s bit-identical to reference\n", isa, tt->name);
             free(q), free(ref), free(simd), free(src);
         }
         if (!tt->vec_dot) continue;
-        const lb_vec_dot_fn avx2_dot = lb_kernels_avx2.vec_dot[t];
+        const lb_vec_dot_fn avx2_dot = kt->vec_dot[t];
         if (!avx2_dot) {
-            print_message("vec_dot avx2 %-5s: no SIMD kernel (scalar fallback)\n", tt->name);
+            print_message("vec_dot %s %-5s: no SIMD kernel (scalar fallback)\n", isa, tt->name);
             continue;
         }
         void *w = malloc(lb_type_row_bytes(t, n));
@@ -324,9 +326,9 @@ static void test_avx2_matches_scalar(void **state) {
         dot_reference(t, n, w, a, &abs_sum);
         const double s = lb_kernels_scalar.vec_dot[t](n, w, a);
         const double v = avx2_dot(n, w, a);
-        print_message("vec_dot avx2 %-5s vs scalar: %.9g vs %.9g\n", tt->name, v, s);
+        print_message("vec_dot %s %-5s vs scalar: %.9g vs %.9g\n", isa, tt->name, v, s);
         assert_true(fabs(v - s) <= 3e-5 * abs_sum);
-        const lb_vec_dot4_fn avx2_dot4 = lb_kernels_avx2.vec_dot4[t];
+        const lb_vec_dot4_fn avx2_dot4 = kt->vec_dot4[t];
         if (avx2_dot4) {
             // Four rows: the same row at four strides, each checked against the scalar dot.
             const size_t row = lb_type_row_bytes(t, n);
@@ -345,7 +347,7 @@ static void test_avx2_matches_scalar(void **state) {
                 const double ref = lb_kernels_scalar.vec_dot[t](n, w4 + k * row, a);
                 assert_true(fabs(out[k] - ref) <= 3e-5 * sum_k);
             }
-            print_message("vec_dot4 avx2 %-5s: four rows agree with scalar\n", tt->name);
+            print_message("vec_dot4 %s %-5s: four rows agree with scalar\n", isa, tt->name);
             free(w4);
         }
         free(w);
@@ -354,7 +356,22 @@ static void test_avx2_matches_scalar(void **state) {
     free(wx);
     free(ax);
     assert_true(lb_cpu_select("auto"));
-#endif
+    return true;
+}
+
+static void test_avx2_matches_scalar(void **state) {
+    (void)state;
+    if (!simd_matches_scalar("avx2")) skip();
+}
+
+// The AVX-512 source: natively where the CPU has it, and through SIMDe
+// (compiled for AVX2) everywhere the build has SIMDe, so its layouts,
+// shuffles, masks and the VNNI accumulation are checked on this machine.
+static void test_avx512_matches_scalar(void **state) {
+    (void)state;
+    int ran = 0;
+    for (size_t s = 2; s < sizeof isas / sizeof isas[0]; s++) ran += simd_matches_scalar(isas[s]);
+    if (!ran) skip();
 }
 
 // ---------------------------------------------------------------------------
@@ -534,6 +551,33 @@ static void test_public_api(void **state) {
 
     assert_false(lb_cpu_select("sse9"));
     assert_false(lb_cpu_select(NULL));
+#if defined(__x86_64__) || defined(__i386__)
+    // Native AVX-512 tables only where cpuid has the ISA (never an illegal
+    // instruction); the emulated ones wherever the build has SIMDe.
+    __builtin_cpu_init();
+    const bool avx512 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                        __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx512f") &&
+                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                        __builtin_cpu_supports("avx512dq");
+#ifdef LB_HAVE_AVX512
+    assert_true(lb_cpu_select("avx512") == avx512);
+#else
+    assert_false(lb_cpu_select("avx512"));
+#endif
+#ifdef LB_HAVE_AVX512VNNI
+    assert_true(lb_cpu_select("avx512vnni") == (avx512 && __builtin_cpu_supports("avx512vnni")));
+#else
+    assert_false(lb_cpu_select("avx512vnni"));
+#endif
+#ifdef LB_HAVE_SIMDE
+    assert_true(lb_cpu_select("avx512-emulated") == (bool)__builtin_cpu_supports("avx2"));
+    if (__builtin_cpu_supports("avx2")) assert_string_equal(lb_cpu_name(), "avx512-emulated");
+#endif
+    // auto never picks an emulated table.
+    assert_true(lb_cpu_select("auto"));
+    assert_null(strstr(lb_cpu_name(), "emulated"));
+    print_message("auto: %s (avx512 on this CPU: %s)\n", lb_cpu_name(), avx512 ? "yes" : "no");
+#endif
     assert_true(lb_cpu_select("scalar"));
     assert_string_equal(lb_cpu_name(), "scalar");
     assert_true(lb_cpu_select("auto"));
@@ -547,6 +591,7 @@ int main(void) {
         cmocka_unit_test(test_requantize),
         cmocka_unit_test(test_vec_dot),
         cmocka_unit_test(test_avx2_matches_scalar),
+        cmocka_unit_test(test_avx512_matches_scalar),
         cmocka_unit_test(test_odd_inputs),
         cmocka_unit_test(test_bnb4),
     };
