@@ -31,22 +31,6 @@
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-// Decoding streams each group once, block after block. The hardware
-// prefetcher alone left TinyLlama Q4_0 decode at 2 threads at two thirds of
-// the measured read bandwidth; asking for the lines PREFETCH_DISTANCE bytes
-// ahead of the block being multiplied took it 10 % further (2048 measured
-// best against 1024 and 4096). Past the end of a group the lines are the next
-// group's, which the same chunk usually takes next; a prefetch never faults.
-#ifndef PREFETCH_DISTANCE
-#define PREFETCH_DISTANCE 2048
-#endif
-// Only the first pass over a group streams it: a decode step or a small
-// verification batch. Prompt processing reuses a chunk from L2 for many
-// tokens, where the prefetches cost ~2 % of pp speed (Q4_K_M, TinyLlama).
-enum { STREAM_MAX_TOKENS = 8 };
-static ALWAYS_INLINE void prefetch_ahead(const uint8_t *block, size_t bytes) {
-    for (size_t i = 0; i < bytes; i += 64) _mm_prefetch((const char *)block + PREFETCH_DISTANCE + i, _MM_HINT_T0);
-}
 // Loops over the tokens of a tile are unrolled, so per-token accumulators
 // live in registers; the loops over a block's vectors stay rolled (fully
 // unrolled, gcc hoists every load and spills). Checked with llvm-mca.
@@ -81,7 +65,7 @@ static ALWAYS_INLINE void q4_0_tile(const int T, const bool stream, int64_t nb, 
     }
     const uint8_t *col = group;
     for (int64_t b = 0; b < nb; b++, col += 8 * sizeof(block_q4_0)) {
-        if (stream) prefetch_ahead(col, 8 * sizeof(block_q4_0));
+        if (stream) lb_x8_prefetch(col, 8 * sizeof(block_q4_0));
         __m256i s16[4];
         EACH_TOKEN(t) s16[t] = _mm256_setzero_si256();
         for (int k = 0; k < 4; k++) {
@@ -107,7 +91,7 @@ static ALWAYS_INLINE void q4_0_tile(const int T, const bool stream, int64_t nb, 
 void lb_gemm_x8_q4_0_avx2(int64_t cols, const void *group, const void *act, size_t stride, const int32_t *aux,
                          size_t aux_stride, int n, float *y, size_t ldy) {
     const int64_t nb = cols / QK4_0;
-    const bool stream = n < STREAM_MAX_TOKENS; // see prefetch_ahead
+    const bool stream = n < LB_X8_STREAM_MAX_TOKENS; // see lb_x8_prefetch
     int t = 0;
     for (; t + 4 <= n; t += 4)
         q4_0_tile(4, stream && t == 0, nb, group, act_row(act, stride, t), stride, aux + (size_t)t * aux_stride,
@@ -132,7 +116,7 @@ static ALWAYS_INLINE void q8_0_tile(const int T, const bool stream, int64_t nb, 
     }
     const uint8_t *col = group;
     for (int64_t b = 0; b < nb; b++, col += 8 * sizeof(block_q8_0)) {
-        if (stream) prefetch_ahead(col, 8 * sizeof(block_q8_0));
+        if (stream) lb_x8_prefetch(col, 8 * sizeof(block_q8_0));
         __m256i s32[4];
         EACH_TOKEN(t) s32[t] = _mm256_setzero_si256();
         for (int g = 0; g < 8; g++) {
@@ -156,7 +140,7 @@ static ALWAYS_INLINE void q8_0_tile(const int T, const bool stream, int64_t nb, 
 void lb_gemm_x8_q8_0_avx2(int64_t cols, const void *group, const void *act, size_t stride, const int32_t *aux,
                          size_t aux_stride, int n, float *y, size_t ldy) {
     const int64_t nb = cols / QK8_0;
-    const bool stream = n < STREAM_MAX_TOKENS; // see prefetch_ahead
+    const bool stream = n < LB_X8_STREAM_MAX_TOKENS; // see lb_x8_prefetch
     int t = 0;
     for (; t + 4 <= n; t += 4)
         q8_0_tile(4, stream && t == 0, nb, group, act_row(act, stride, t), stride, y + (size_t)t * ldy, ldy);
@@ -210,7 +194,7 @@ static ALWAYS_INLINE void q4_K_tile(const int T, const bool stream, int64_t nb, 
     }
     const uint8_t *col = group;
     for (int64_t b = 0; b < nb; b++, col += Q4K_COL) {
-        if (stream) prefetch_ahead(col, Q4K_COL);
+        if (stream) lb_x8_prefetch(col, Q4K_COL);
         __m256i isum[4];
         EACH_TOKEN(t) isum[t] = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
@@ -265,7 +249,7 @@ static ALWAYS_INLINE void q4_K_tile(const int T, const bool stream, int64_t nb, 
 void lb_gemm_x8_q4_K_avx2(int64_t cols, const void *group, const void *act, size_t stride, const int32_t *aux,
                          size_t aux_stride, int n, float *y, size_t ldy) {
     const int64_t nb = cols / QK_K;
-    const bool stream = n < STREAM_MAX_TOKENS; // see prefetch_ahead
+    const bool stream = n < LB_X8_STREAM_MAX_TOKENS; // see lb_x8_prefetch
     int t = 0;
     for (; t + 4 <= n; t += 4)
         q4_K_tile(4, stream && t == 0, nb, group, act_row(act, stride, t), stride, y + (size_t)t * ldy, ldy);
@@ -290,7 +274,7 @@ static ALWAYS_INLINE void q6_K_tile(const int T, const bool stream, int64_t nb, 
     }
     const uint8_t *col = group;
     for (int64_t b = 0; b < nb; b++, col += Q6K_COL) {
-        if (stream) prefetch_ahead(col, Q6K_COL);
+        if (stream) lb_x8_prefetch(col, Q6K_COL);
         __m256i isum[4];
         EACH_TOKEN(t) isum[t] = _mm256_setzero_si256();
         // Quarter k of half h (elements 128h + 32k .. +31, sub-blocks 8h+2k
@@ -349,7 +333,7 @@ static ALWAYS_INLINE void q6_K_tile(const int T, const bool stream, int64_t nb, 
 void lb_gemm_x8_q6_K_avx2(int64_t cols, const void *group, const void *act, size_t stride, const int32_t *aux,
                          size_t aux_stride, int n, float *y, size_t ldy) {
     const int64_t nb = cols / QK_K;
-    const bool stream = n < STREAM_MAX_TOKENS; // see prefetch_ahead
+    const bool stream = n < LB_X8_STREAM_MAX_TOKENS; // see lb_x8_prefetch
     int t = 0;
     for (; t + 4 <= n; t += 4)
         q6_K_tile(4, stream && t == 0, nb, group, act_row(act, stride, t), stride, y + (size_t)t * ldy, ldy);

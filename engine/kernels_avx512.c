@@ -515,8 +515,8 @@ static ALWAYS_INLINE const void *act_row(const void *act, size_t stride, int t) 
 
 static ALWAYS_INLINE __m256 fp16x8(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
-static ALWAYS_INLINE void q4_0_tile(const int T, int64_t nb, const uint8_t *group, const void *act, size_t stride,
-                                    const int32_t *aux, size_t aux_stride, float *y, size_t ldy) {
+static ALWAYS_INLINE void q4_0_tile(const int T, const bool stream, int64_t nb, const uint8_t *group, const void *act,
+                                    size_t stride, const int32_t *aux, size_t aux_stride, float *y, size_t ldy) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const block_q8_0 *a[4];
     __m256 acc[4];
@@ -526,6 +526,7 @@ static ALWAYS_INLINE void q4_0_tile(const int T, int64_t nb, const uint8_t *grou
     }
     const uint8_t *col = group;
     for (int64_t b = 0; b < nb; b++, col += 8 * sizeof(block_q4_0)) {
+        if (stream) lb_x8_prefetch(col, 8 * sizeof(block_q4_0)); // repack.h
         // v0: codes 0-3 (k = 0) and 4-7 (k = 1) of each row's low and high nibbles; v1: k = 2, 3.
         const __m512i v0 = load512(col + 16), v1 = load512(col + 16 + 64);
         const __m512i lo0 = _mm512_and_si512(v0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
@@ -549,17 +550,18 @@ static ALWAYS_INLINE void q4_0_tile(const int T, int64_t nb, const uint8_t *grou
 static void gemm_x8_q4_0(int64_t cols, const void *group, const void *act, size_t stride, const int32_t *aux,
                          size_t aux_stride, int n, float *y, size_t ldy) {
     const int64_t nb = cols / QK4_0;
+    const bool stream = n < LB_X8_STREAM_MAX_TOKENS;
     int t = 0;
     for (; t + 4 <= n; t += 4)
-        q4_0_tile(4, nb, group, act_row(act, stride, t), stride, aux + (size_t)t * aux_stride, aux_stride,
-                  y + (size_t)t * ldy, ldy);
+        q4_0_tile(4, stream && t == 0, nb, group, act_row(act, stride, t), stride, aux + (size_t)t * aux_stride,
+                  aux_stride, y + (size_t)t * ldy, ldy);
     for (; t < n; t++)
-        q4_0_tile(1, nb, group, act_row(act, stride, t), stride, aux + (size_t)t * aux_stride, aux_stride,
-                  y + (size_t)t * ldy, ldy);
+        q4_0_tile(1, stream && t == 0, nb, group, act_row(act, stride, t), stride, aux + (size_t)t * aux_stride,
+                  aux_stride, y + (size_t)t * ldy, ldy);
 }
 
-static ALWAYS_INLINE void q8_0_tile(const int T, int64_t nb, const uint8_t *group, const void *act, size_t stride,
-                                    float *y, size_t ldy) {
+static ALWAYS_INLINE void q8_0_tile(const int T, const bool stream, int64_t nb, const uint8_t *group, const void *act,
+                                    size_t stride, float *y, size_t ldy) {
     const block_q8_0 *a[4];
     __m256 acc[4];
     EACH_TOKEN(t) {
@@ -568,6 +570,7 @@ static ALWAYS_INLINE void q8_0_tile(const int T, int64_t nb, const uint8_t *grou
     }
     const uint8_t *col = group;
     for (int64_t b = 0; b < nb; b++, col += 8 * sizeof(block_q8_0)) {
+        if (stream) lb_x8_prefetch(col, 8 * sizeof(block_q8_0)); // repack.h
         // Vector g: 4-byte groups 2g (low half) and 2g + 1 (high half) of each row.
         __m512i aw[4];
         __mmask64 neg[4];
@@ -597,9 +600,12 @@ static void gemm_x8_q8_0(int64_t cols, const void *group, const void *act, size_
                          size_t aux_stride, int n, float *y, size_t ldy) {
     (void)aux, (void)aux_stride;
     const int64_t nb = cols / QK8_0;
+    const bool stream = n < LB_X8_STREAM_MAX_TOKENS;
     int t = 0;
-    for (; t + 4 <= n; t += 4) q8_0_tile(4, nb, group, act_row(act, stride, t), stride, y + (size_t)t * ldy, ldy);
-    for (; t < n; t++) q8_0_tile(1, nb, group, act_row(act, stride, t), stride, y + (size_t)t * ldy, ldy);
+    for (; t + 4 <= n; t += 4)
+        q8_0_tile(4, stream && t == 0, nb, group, act_row(act, stride, t), stride, y + (size_t)t * ldy, ldy);
+    for (; t < n; t++)
+        q8_0_tile(1, stream && t == 0, nb, group, act_row(act, stride, t), stride, y + (size_t)t * ldy, ldy);
 }
 
 // ---------------------------------------------------------------------------
