@@ -123,36 +123,34 @@ static float vec_dot_f16(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
-// Four F16 rows against one f32 activation row: each activation vector is
-// loaded once for four rows, and eight independent accumulators cover the
-// FMA latency.
-// Only F16 has one: its 2048-wide rows are a 4 KiB page each, where hardware
-// prefetchers stop, so four rows are four streams (+20-30% tg on TinyLlama
-// F16). Quantized rows are short and adjacent; reading four of them
-// interleaved halved Q4_0 decode speed, so those keep one row at a time.
-static void vec_dot4_f16(int64_t n, const void *w, size_t stride, const void *a, float out[4]) {
-    const uint16_t *x[4];
-    #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) x[k] = (const uint16_t *)((const char *)w + (size_t)k * stride);
-    const float *y = a;
-    __m256 acc[8];
-    #pragma GCC unroll 8
-    for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_ps();
+// F16 rows in fours (matmul.c's decode path, and the arithmetic the F16
+// small-batch kernel in kernels_avx2_batch.c repeats bit for bit): per row two
+// 8-lane FMA chains, elements 16i..16i+7 and 16i+8..16i+15, summed at the end.
+// The four rows are read one after the other, each thread streaming through a
+// long run of rows (matmul.c) with the lines F16_PREFETCH_DISTANCE bytes ahead
+// asked for. Reading the four rows interleaved (four streams 4 KiB apart)
+// was measured slower once chunks grew and the prefetch came in: TinyLlama F16
+// decode at 2 threads 13.1 -> 13.6 tok/s, at 1 thread 8.0 -> 8.2 (there two
+// chains of FMA latency per row bound it; four chains of one row reached 8.8
+// but would break the batch kernel's bit identity). 1024 measured best
+// against 512 and 1536.
+enum { F16_PREFETCH_DISTANCE = 1024 };
+
+static float f16_row(int64_t n, const uint16_t *x, const float *y) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        const __m256 y0 = _mm256_loadu_ps(y + i), y1 = _mm256_loadu_ps(y + i + 8);
-        #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            acc[k] = _mm256_fmadd_ps(load_f16x8(x[k] + i), y0, acc[k]);
-            acc[k + 4] = _mm256_fmadd_ps(load_f16x8(x[k] + i + 8), y1, acc[k + 4]);
-        }
+        if ((i & 31) == 0) _mm_prefetch((const char *)(x + i) + F16_PREFETCH_DISTANCE, _MM_HINT_T0);
+        lo = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), lo);
+        hi = _mm256_fmadd_ps(load_f16x8(x + i + 8), _mm256_loadu_ps(y + i + 8), hi);
     }
-    #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        float sum = hsum_f32x8(_mm256_add_ps(acc[k], acc[k + 4]));
-        for (int64_t j = i; j < n; j++) sum += fp16_to_f32(x[k][j]) * y[j];
-        out[k] = sum;
-    }
+    float sum = hsum_f32x8(_mm256_add_ps(lo, hi));
+    for (; i < n; i++) sum += fp16_to_f32(x[i]) * y[i];
+    return sum;
+}
+
+static void vec_dot4_f16(int64_t n, const void *w, size_t stride, const void *a, float out[4]) {
+    for (int k = 0; k < 4; k++) out[k] = f16_row(n, (const uint16_t *)((const char *)w + (size_t)k * stride), a);
 }
 
 static float vec_dot_bf16(int64_t n, const void *w, const void *a) {
