@@ -107,12 +107,22 @@ static inline __m256 load_bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
 
+// F16 decode reads a matrix row after row, each thread through a long run of
+// rows (matmul.c): one stream, with the lines F16_PREFETCH_DISTANCE bytes
+// ahead asked for, and four 8-lane FMA chains per row (elements 32i+8k..+7
+// in chain k) so that FMA latency never bounds one core. It replaced a 4-row
+// kernel (four streams 4 KiB apart, two chains per row): TinyLlama F16 tg at
+// 1 thread 8.0 -> 8.8 tok/s, at 2 threads 13.1 -> 14.1; 7B at 2 threads
+// 2.24 -> 2.33. The F16 small-batch kernel (kernels_avx2_batch.c) repeats
+// this arithmetic bit for bit. 768-1024 measured best against 512 and 1536.
+enum { F16_PREFETCH_DISTANCE = 1024 };
 static float vec_dot_f16(int64_t n, const void *w, const void *a) {
     const uint16_t *x = w;
     const float *y = a;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
+        _mm_prefetch((const char *)(x + i) + F16_PREFETCH_DISTANCE, _MM_HINT_T0);
         #pragma GCC unroll 4
         for (int k = 0; k < 4; k++)
             acc[k] = _mm256_fmadd_ps(load_f16x8(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
@@ -121,36 +131,6 @@ static float vec_dot_f16(int64_t n, const void *w, const void *a) {
     float sum = hsum_f32x8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
     for (; i < n; i++) sum += fp16_to_f32(x[i]) * y[i];
     return sum;
-}
-
-// F16 rows in fours (matmul.c's decode path, and the arithmetic the F16
-// small-batch kernel in kernels_avx2_batch.c repeats bit for bit): per row two
-// 8-lane FMA chains, elements 16i..16i+7 and 16i+8..16i+15, summed at the end.
-// The four rows are read one after the other, each thread streaming through a
-// long run of rows (matmul.c) with the lines F16_PREFETCH_DISTANCE bytes ahead
-// asked for. Reading the four rows interleaved (four streams 4 KiB apart)
-// was measured slower once chunks grew and the prefetch came in: TinyLlama F16
-// decode at 2 threads 13.1 -> 13.6 tok/s, at 1 thread 8.0 -> 8.2 (there two
-// chains of FMA latency per row bound it; four chains of one row reached 8.8
-// but would break the batch kernel's bit identity). 1024 measured best
-// against 512 and 1536.
-enum { F16_PREFETCH_DISTANCE = 1024 };
-
-static float f16_row(int64_t n, const uint16_t *x, const float *y) {
-    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        if ((i & 31) == 0) _mm_prefetch((const char *)(x + i) + F16_PREFETCH_DISTANCE, _MM_HINT_T0);
-        lo = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), lo);
-        hi = _mm256_fmadd_ps(load_f16x8(x + i + 8), _mm256_loadu_ps(y + i + 8), hi);
-    }
-    float sum = hsum_f32x8(_mm256_add_ps(lo, hi));
-    for (; i < n; i++) sum += fp16_to_f32(x[i]) * y[i];
-    return sum;
-}
-
-static void vec_dot4_f16(int64_t n, const void *w, size_t stride, const void *a, float out[4]) {
-    for (int k = 0; k < 4; k++) out[k] = f16_row(n, (const uint16_t *)((const char *)w + (size_t)k * stride), a);
 }
 
 static float vec_dot_bf16(int64_t n, const void *w, const void *a) {
@@ -635,9 +615,6 @@ const struct lb_kernels lb_kernels_avx2 = {
         [LB_TYPE_Q8_0] = quantize_q8_0,
         [LB_TYPE_Q8_1] = quantize_q8_1,
         [LB_TYPE_Q8_K] = quantize_q8_K,
-    },
-    .vec_dot4 = {
-        [LB_TYPE_F16] = vec_dot4_f16,
     },
     .to_float = {
         [LB_TYPE_F16] = to_float_f16,

@@ -6,13 +6,12 @@
  *
  * Versions, each bit-identical per (row, token) to the AVX2 single-token
  * kernel named (tests/test_matmul_batch.c compares them):
- *   F16   rows in four-row groups: vec_dot4_f16's two 8-lane chains per row
- *         (elements 16i..16i+7 and 16i+8..16i+15); each block of 16 weights
- *         is converted once and multiplied into up to 6 tokens' chains, all
- *         12 accumulators in registers. Columns go in spans of 256 so that
- *         the activations, packed per span, are read from L1. Other rows, and
- *         rows whose length is not a multiple of 16, call the single-token
- *         kernels per token.
+ *   F16   vec_dot_f16's four 8-lane chains per row (elements 32i+8k..+7 in
+ *         chain k); each vector of 8 weights is converted once and multiplied
+ *         into up to 3 tokens' chains, all 12 accumulators in registers.
+ *         Columns go in spans of 256 so that the activations, packed per
+ *         span, are read from L1. Rows whose length is not a multiple of 32
+ *         call the single-token kernel per token.
  *   Q8_0, Q4_0   vec_dot_q8_0 / vec_dot_q4_0: |w| and the codes of a block are
  *         made once; per token the sign trick, maddubs, one FMA per block.
  *   Q4_K, Q6_K   vec_dot_q4_K / vec_dot_q6_K: scales and codes of a
@@ -52,54 +51,49 @@ static inline int group_size(int n, int max) {
 // F16 × f32
 
 enum {
-    F16_TOKENS = 6,   // 2 chains × 6 tokens + 2 weight vectors: 14 of 16 registers
+    F16_TOKENS = 3,   // 4 chains × 3 tokens + a weight vector: 13 of 16 registers
     F16_SPAN = 256,   // columns per pass: 16 rows' weights (8 KiB) and a group of
-                      // tokens' packed activations (6 KiB) stay in L1 for the pass
+                      // tokens' packed activations (3 KiB) stay in L1 for the pass
     F16_ROWS = 16,    // rows and tokens whose chains are kept between passes
     F16_BATCH = 16,
 };
 
-// Columns [c0, c0 + 16·steps) of one row into T tokens' chains,
-// vec_dot4_f16's arithmetic: chain 0 of a token takes elements 16i..16i+7,
-// chain 1 16i+8..16i+15, and its dot product is hsum(chain 0 + chain 1).
-// The activations come packed (see f16_block): step s of token t is the 16
-// floats at ys + 16·(T·s + t).
+// Columns [c0, c0 + 32·steps) of one row into T tokens' chains, vec_dot_f16's
+// arithmetic: chain k of a token takes elements 32i+8k..32i+8k+7, and its dot
+// product is hsum((chain 0 + chain 1) + (chain 2 + chain 3)). The activations
+// come packed (see f16_block): step s of token t is the 32 floats at
+// ys + 32·(T·s + t).
 static inline __attribute__((always_inline)) void f16_span(const uint16_t *x, int steps, const float *ys, int T,
-                                                           __m256 (*acc)[2]) {
-    __m256 lo[F16_TOKENS], hi[F16_TOKENS];
+                                                           __m256 (*acc)[4]) {
+    __m256 c[F16_TOKENS][4];
 #pragma GCC unroll 16
-    for (int t = 0; t < T; t++) {
-        lo[t] = acc[t][0];
-        hi[t] = acc[t][1];
-    }
-    for (int s = 0; s < steps; s++, x += 16, ys += 16 * T) {
-        const __m256 w0 = load_f16x8(x), w1 = load_f16x8(x + 8);
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) c[t][k] = acc[t][k];
+    for (int s = 0; s < steps; s++, x += 32, ys += 32 * T) {
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            const __m256 w = load_f16x8(x + 8 * k);
 #pragma GCC unroll 16
-        for (int t = 0; t < T; t++) {
-            lo[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(ys + 16 * t), lo[t]);
-            hi[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(ys + 16 * t + 8), hi[t]);
+            for (int t = 0; t < T; t++) c[t][k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(ys + 32 * t + 8 * k), c[t][k]);
         }
     }
 #pragma GCC unroll 16
-    for (int t = 0; t < T; t++) {
-        acc[t][0] = lo[t];
-        acc[t][1] = hi[t];
-    }
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) acc[t][k] = c[t][k];
 }
 
 // T as a constant, so that the chains live in registers during a span.
-static void f16_span_tokens(const uint16_t *x, int steps, const float *ys, int T, __m256 (*acc)[2]) {
+static void f16_span_tokens(const uint16_t *x, int steps, const float *ys, int T, __m256 (*acc)[4]) {
     switch (T) {
     case 1: f16_span(x, steps, ys, 1, acc); break;
     case 2: f16_span(x, steps, ys, 2, acc); break;
-    case 3: f16_span(x, steps, ys, 3, acc); break;
-    case 4: f16_span(x, steps, ys, 4, acc); break;
-    case 5: f16_span(x, steps, ys, 5, acc); break;
-    default: f16_span(x, steps, ys, 6, acc); break;
+    default: f16_span(x, steps, ys, 3, acc); break;
     }
 }
 
-// Rows [0, rows) (at most F16_ROWS, length a multiple of 16) against tokens
+// Rows [0, rows) (at most F16_ROWS, length a multiple of 32) against tokens
 // [0, n) (at most F16_BATCH). Columns go in spans; for each span and group of
 // tokens the activations are first copied into one small buffer in the
 // order the span reads them (activation rows sit a multiple of 4 KiB apart,
@@ -108,21 +102,21 @@ static void f16_span_tokens(const uint16_t *x, int steps, const float *ys, int T
 // result, unchanged.
 static void f16_block(int64_t cols, const void *w, size_t w_stride, int rows, const char *a, size_t a_stride, int n,
                       float *y, size_t ldy) {
-    __m256 acc[F16_ROWS][F16_BATCH][2];
+    __m256 acc[F16_ROWS][F16_BATCH][4];
     float ys[F16_SPAN * F16_TOKENS] __attribute__((aligned(32)));
     for (int r = 0; r < rows; r++)
-        for (int t = 0; t < n; t++) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < 4; k++) acc[r][t][k] = _mm256_setzero_ps();
     const int g = group_size(n, F16_TOKENS);
     for (int64_t c0 = 0; c0 < cols; c0 += F16_SPAN) {
-        const int steps = (int)((c0 + F16_SPAN < cols ? F16_SPAN : cols - c0) / 16);
+        const int steps = (int)((c0 + F16_SPAN < cols ? F16_SPAN : cols - c0) / 32);
         for (int t0 = 0; t0 < n; t0 += g) {
             const int T = n - t0 < g ? n - t0 : g;
             for (int t = 0; t < T; t++) {
                 const float *src = (const float *)(a + (size_t)(t0 + t) * a_stride) + c0;
-                for (int s = 0; s < steps; s++) {
-                    _mm256_store_ps(ys + 16 * (T * s + t), _mm256_loadu_ps(src + 16 * s));
-                    _mm256_store_ps(ys + 16 * (T * s + t) + 8, _mm256_loadu_ps(src + 16 * s + 8));
-                }
+                for (int s = 0; s < steps; s++)
+                    for (int k = 0; k < 4; k++)
+                        _mm256_store_ps(ys + 32 * (T * s + t) + 8 * k, _mm256_loadu_ps(src + 32 * s + 8 * k));
             }
             for (int r = 0; r < rows; r++)
                 f16_span_tokens((const uint16_t *)((const char *)w + (size_t)r * w_stride) + c0, steps, ys, T,
@@ -130,33 +124,26 @@ static void f16_block(int64_t cols, const void *w, size_t w_stride, int rows, co
         }
     }
     for (int r = 0; r < rows; r++)
-        for (int t = 0; t < n; t++) y[(size_t)t * ldy + r] = hsum_f32x8(_mm256_add_ps(acc[r][t][0], acc[r][t][1]));
+        for (int t = 0; t < n; t++)
+            y[(size_t)t * ldy + r] = hsum_f32x8(_mm256_add_ps(_mm256_add_ps(acc[r][t][0], acc[r][t][1]),
+                                                              _mm256_add_ps(acc[r][t][2], acc[r][t][3])));
 }
 
+// F16 has no 4-row kernel, so quad is 0 and every row is vec_dot_f16's.
 static void dot_batch_f16(int64_t cols, const void *w, size_t w_stride, int rows, int quad, const void *a,
                           size_t a_stride, int n, float *y, size_t ldy) {
+    (void)quad;
     int r = 0;
-    if (cols % 16 == 0) {
-        for (; r < quad; r += F16_ROWS) {
-            const int nr = quad - r < F16_ROWS ? quad - r : F16_ROWS;
+    if (cols % 32 == 0) {
+        for (; r < rows; r += F16_ROWS) {
+            const int nr = rows - r < F16_ROWS ? rows - r : F16_ROWS;
             for (int t0 = 0; t0 < n; t0 += F16_BATCH)
                 f16_block(cols, (const char *)w + (size_t)r * w_stride, w_stride, nr,
                           (const char *)a + (size_t)t0 * a_stride, a_stride, n - t0 < F16_BATCH ? n - t0 : F16_BATCH,
                           y + (size_t)t0 * ldy + r, ldy);
         }
-        r = quad;
     }
-    // The rest as the single-token path computes them, one token at a time:
-    // four-row groups of rows whose length is not a multiple of 16, then the
-    // rows after the last group.
-    for (; r < quad; r += 4) {
-        const char *x = (const char *)w + (size_t)r * w_stride;
-        for (int t = 0; t < n; t++) {
-            float out[4];
-            lb_kernels_avx2.vec_dot4[LB_TYPE_F16](cols, x, w_stride, (const char *)a + (size_t)t * a_stride, out);
-            for (int k = 0; k < 4; k++) y[(size_t)t * ldy + r + k] = out[k];
-        }
-    }
+    // Rows whose length is not a multiple of 32: the single-token kernel per token.
     for (; r < rows; r++) {
         const char *x = (const char *)w + (size_t)r * w_stride;
         for (int t = 0; t < n; t++)

@@ -95,8 +95,8 @@ static int batch_types(lb_type *out) {
 }
 
 // Row lengths to try for type t: multiples of its block, and for F16 lengths
-// that are not multiples of 16 (the AVX2 kernel hands those back to the
-// single-token kernels).
+// that are not multiples of 32 (the AVX2 kernel hands those back to the
+// single-token kernel).
 static int lengths(lb_type t, int64_t *out) {
     const int bs = lb_type_traits[t].block_size;
     if (bs == 1) {
