@@ -48,15 +48,6 @@ static inline float hmax_f32x8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// 32 bits -> 32 bytes, 0xFF where the bit is set: byte k tests bit k.
-static inline __m256i expand_bits_32(uint32_t bits) {
-    // Byte k of the shuffle takes byte k/8 of `bits`, then tests bit k%8.
-    const __m256i pick = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL);
-    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick);
-    const __m256i mask = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
-}
-
 // 0xFF in each byte of v whose `bit` is set.
 static inline __m256i test_bit_bytes(__m256i v, int bit) {
     const __m256i m = _mm256_set1_epi8((char)(1 << bit));

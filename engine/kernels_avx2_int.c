@@ -51,35 +51,9 @@ static inline __m256i dot_i8_i8(__m256i x, __m256i y) {
     return dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
-// 32 bits -> 32 bytes, 0xFF where bit k is set.
-static inline __m256i expand_bits_32(uint32_t bits) {
-    const __m256i pick = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL);
-    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick);
-    const __m256i mask = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
-}
-
 // ---------------------------------------------------------------------------
 // Integer grids
 
-// The 32 codes of a chunk (blocks.h), one per byte, in element order.
-static inline __m256i unpack_chunk(int bits, const uint8_t *p) {
-    if (bits == 8) return load256(p);
-    if (bits == 4) {
-        const __m128i b = _mm_loadu_si128((const __m128i *)p);
-        return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
-    }
-    // 2 bits: the 8 bytes in each 64-bit lane, lane k shifted by 2k, so byte j
-    // of lane k holds element j + 8k in its low two bits.
-    uint64_t v;
-    memcpy(&v, p, 8);
-    const __m256i low = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x((long long)v), _mm256_setr_epi64x(0, 2, 4, 6)),
-                                         _mm256_set1_epi8(3));
-    if (bits == 2) return low;
-    uint32_t h;
-    memcpy(&h, p + 8, 4);
-    return _mm256_or_si256(low, _mm256_and_si256(expand_bits_32(h), _mm256_set1_epi8(4)));
-}
 
 // Exact Σ (q − z)·a over one chunk, as 8 int32 lanes.
 static inline __m256i chunk_dot(int bits, bool zp, const uint8_t *p, int z, const int8_t *a) {

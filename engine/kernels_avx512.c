@@ -339,33 +339,7 @@ static float vec_dot_q5_1(int64_t n, const void *w, const void *a) {
 
 // ---------------------------------------------------------------------------
 // Integer grids (quants_int.c, blocks.h): 32-code chunks unpacked to bytes
-// with AVX2 (as kernels_avx2_int.c), two chunks per 512-bit dot.
-
-// 32 bits -> 32 bytes, 0xFF where bit k is set.
-static ALWAYS_INLINE __m256i expand_bits_32(uint32_t bits) {
-    const __m256i pick = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL);
-    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick);
-    const __m256i mask = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
-}
-
-// The 32 codes of a chunk, one per byte, in element order.
-static ALWAYS_INLINE __m256i unpack_chunk(int bits, const uint8_t *p) {
-    if (bits == 8) return load256(p);
-    if (bits == 4) {
-        const __m128i b = _mm_loadu_si128((const __m128i *)p);
-        return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
-    }
-    // 2 bits: byte j of 64-bit lane k holds element j + 8k in its low two bits.
-    uint64_t v;
-    memcpy(&v, p, 8);
-    const __m256i low = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x((long long)v), _mm256_setr_epi64x(0, 2, 4, 6)),
-                                         _mm256_set1_epi8(3));
-    if (bits == 2) return low;
-    uint32_t h;
-    memcpy(&h, p + 8, 4);
-    return _mm256_or_si256(low, _mm256_and_si256(expand_bits_32(h), _mm256_set1_epi8(4)));
-}
+// with AVX2 (unpack_chunk, simd_avx2.h), two chunks per 512-bit dot.
 
 // One chunk of a row: its codes, zero point, scale (the row's d is applied
 // at the end for per-channel types) and activation block.
