@@ -74,7 +74,8 @@ def require(*modules):
 
 def run(cmd, timeout=600):
     """Run a command, capturing text output; never raises on a non-zero exit."""
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, errors="replace",
+                          timeout=timeout)
 
 
 # ---------------------------------------------------------------------------

@@ -220,7 +220,8 @@ def run_checks(tmp):
             continue
         env_lib = dict(os.environ, LD_LIBRARY_PATH=lbin)
         lp = subprocess.run([os.path.join(lbin, "llama-perplexity"), "-m", out, "-f", text, "-c", "64", "-b", "64",
-                             "--chunks", "16", "-t", "2"], capture_output=True, text=True, env=env_lib, timeout=600)
+                             "--chunks", "16", "-t", "2"], capture_output=True, text=True,
+                             errors="replace", env=env_lib, timeout=600)
         ref = None
         for line in (lp.stdout + lp.stderr).splitlines():
             if "Final estimate: PPL = " in line:
@@ -232,7 +233,8 @@ def run_checks(tmp):
             T.check(f"llama.cpp {name}: llama-perplexity {ref} equals lowbit's {ours} within 1e-3",
                     ours is not None and abs(ours - ref) <= 1e-3 * ref, e)
         ls = subprocess.run([os.path.join(lbin, "llama-simple"), "-m", out, "-n", "8", "Hello world"],
-                            capture_output=True, text=True, env=env_lib, timeout=600)
+                            capture_output=True, text=True,
+                            errors="replace", env=env_lib, timeout=600)
         T.check(f"llama.cpp {name}: llama-simple generates from the quantized file", ls.returncode == 0 and
                 "Hello" in ls.stdout, ls.stderr[-300:])
 
